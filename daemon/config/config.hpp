@@ -1,0 +1,106 @@
+// The daemon's TOML configuration file: typed structs, strict parsing and validation, and the
+// secrets that may come from the environment instead of the file.
+#pragma once
+
+#include <array>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "daemon/core/result.hpp"
+#include "daemon/core/time.hpp"
+
+namespace herald::config {
+
+using namespace std::chrono_literals;
+
+struct TokenConfig {
+  std::string name;
+  std::string sha256;  // lowercase hex of sha256(token)
+  std::vector<std::string> scopes;
+};
+
+struct ServerConfig {
+  std::string host = "127.0.0.1";  // IPv6 addresses without brackets
+  uint16_t port = 8080;            // 0 = pick a free port
+  std::string public_url;          // no trailing slash; defaults to "http://" + listen
+};
+
+struct StorageConfig {
+  std::string database = "/var/lib/herald/herald.db";
+};
+
+struct SmtpConfig {
+  std::string url;                    // smtp:// or smtps://
+  std::string tls = "opportunistic";  // or "required"
+  std::string from;
+  std::string username;
+  std::string password;  // never logged, never in an error message
+};
+
+struct SmsConfig {
+  std::string base_url = "https://api.twilio.com";
+  std::string account_sid;
+  std::string auth_token;  // never logged, never in an error message
+  std::string from;        // E.164
+};
+
+struct NetworkConfig {
+  std::vector<std::string> allow_private;  // CIDRs, each checked by parse_cidr
+};
+
+struct NatsConfig {
+  std::string url;
+  std::string stream = "INCIDENTS";
+  std::string subject = "incidents.phase";
+  std::string consumer = "herald";
+};
+
+struct DeliveryConfig {
+  int concurrency = 16;
+  Millis attempt_timeout{30'000};
+  Millis retry_horizon{24h};
+  Millis max_backoff{1h};
+};
+
+struct LogConfig {
+  std::string level = "info";  // trace, debug, info, warn, error
+};
+
+struct Config {
+  ServerConfig server;
+  StorageConfig storage;
+  std::vector<TokenConfig> tokens;
+  std::optional<SmtpConfig> smtp;
+  std::optional<SmsConfig> sms;
+  NetworkConfig network;
+  std::optional<NatsConfig> nats;
+  DeliveryConfig delivery;
+  LogConfig log;
+};
+
+// Looks up an environment variable; injected so tests need not touch the real environment.
+using Getenv = std::function<std::optional<std::string>(const std::string&)>;
+
+// Parses and validates a whole file. On failure: Error{invalid, "invalid_config", message}
+// where message starts with "SOURCE:LINE:COLUMN: " and names the full key. Only the first
+// problem is reported. HERALD_SMTP_PASSWORD and HERALD_SMS_AUTH_TOKEN (read through getenv)
+// override the file's secrets.
+Result<Config> parse_config(std::string_view toml_text, std::string_view source_name,
+                            const Getenv& getenv);
+// Reads PATH and the real environment; an unreadable file is an "invalid_config" error too.
+Result<Config> load_config_file(const std::string& path);
+
+// An IPv4 or IPv6 network in CIDR notation ("10.0.0.0/8", "fd00::/8"); the prefix is required.
+struct Cidr {
+  bool v6 = false;
+  std::array<uint8_t, 16> address{};  // IPv4 uses the first 4 bytes
+  int prefix = 0;
+};
+std::optional<Cidr> parse_cidr(std::string_view text);
+
+}  // namespace herald::config
