@@ -1,0 +1,386 @@
+#include "daemon/ingest/ingest.hpp"
+
+#include <fmt/format.h>
+
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <set>
+
+#include "daemon/plan/plan_json.hpp"
+#include "daemon/plan/planner.hpp"
+#include "daemon/store/store.hpp"
+
+namespace herald::ingest {
+namespace {
+
+using nlohmann::json;
+
+constexpr size_t kMaxIdLength = 200;
+constexpr size_t kMaxTitleLength = 1000;
+constexpr size_t kMaxSummaryLength = 20'000;
+constexpr size_t kMaxDetailsBytes = 256 * 1024;
+
+Error field_error(std::string code, std::string field, std::string message) {
+  return make_error(ErrorKind::unprocessable, std::move(code), std::move(message),
+                    std::move(field));
+}
+
+Result<std::string> required_string(const json& obj, const std::string& key,
+                                    const std::string& path, size_t max_length) {
+  if (!obj.contains(key) || obj[key].is_null()) {
+    return field_error("missing_field", path, fmt::format("{} is required", path));
+  }
+  if (!obj[key].is_string()) {
+    return field_error("invalid_field", path, fmt::format("{} must be a string", path));
+  }
+  auto value = obj[key].get<std::string>();
+  if (value.empty() || value.size() > max_length) {
+    return field_error("invalid_field", path,
+                       fmt::format("{} must be 1 to {} characters", path, max_length));
+  }
+  return value;
+}
+
+Result<std::string> optional_string(const json& obj, const std::string& key,
+                                    const std::string& path, size_t max_length) {
+  if (!obj.contains(key) || obj[key].is_null()) {
+    return std::string{};
+  }
+  if (!obj[key].is_string()) {
+    return field_error("invalid_field", path, fmt::format("{} must be a string", path));
+  }
+  auto value = obj[key].get<std::string>();
+  if (value.size() > max_length) {
+    return field_error("invalid_field", path,
+                       fmt::format("{} must be at most {} characters", path, max_length));
+  }
+  return value;
+}
+
+bool printable_id(const std::string& id) {
+  for (unsigned char c : id) {
+    if (c < 0x20 || c == 0x7F) {
+      return false;
+    }
+  }
+  return true;
+}
+
+}  // namespace
+
+Result<Event> parse_event(const json& body) {
+  if (!body.is_object()) {
+    return make_error(ErrorKind::unprocessable, "invalid_event", "the event must be a JSON object");
+  }
+  static const std::set<std::string> kFields{"event_id", "client",  "incident", "phase",
+                                             "occurred_at", "summary", "details", "drill"};
+  for (const auto& [key, _] : body.items()) {
+    if (!kFields.count(key)) {
+      return field_error("unknown_field", key, fmt::format("unknown field \"{}\"", key));
+    }
+  }
+  Event e;
+  auto event_id = required_string(body, "event_id", "event_id", kMaxIdLength);
+  if (!event_id) {
+    return event_id.error();
+  }
+  e.event_id = *event_id;
+  auto client = required_string(body, "client", "client", kMaxIdLength);
+  if (!client) {
+    return client.error();
+  }
+  e.client_id = *client;
+  if (!printable_id(e.event_id) || !printable_id(e.client_id)) {
+    return field_error("invalid_field", "event_id", "ids must not contain control characters");
+  }
+
+  if (!body.contains("incident") || !body["incident"].is_object()) {
+    return field_error(body.contains("incident") ? "invalid_field" : "missing_field", "incident",
+                       "incident is required: {\"id\": ..., \"title\": ..., \"severity\": ...}");
+  }
+  const json& incident = body["incident"];
+  for (const auto& [key, _] : incident.items()) {
+    if (key != "id" && key != "title" && key != "severity") {
+      return field_error("unknown_field", "incident." + key,
+                         fmt::format("unknown field \"incident.{}\"", key));
+    }
+  }
+  auto incident_id = required_string(incident, "id", "incident.id", kMaxIdLength);
+  if (!incident_id) {
+    return incident_id.error();
+  }
+  e.incident_id = *incident_id;
+  if (!printable_id(e.incident_id)) {
+    return field_error("invalid_field", "incident.id", "ids must not contain control characters");
+  }
+  auto title = optional_string(incident, "title", "incident.title", kMaxTitleLength);
+  if (!title) {
+    return title.error();
+  }
+  e.title = *title;
+  auto severity = required_string(incident, "severity", "incident.severity", 20);
+  if (!severity) {
+    Error err = severity.error();
+    if (err.code == "invalid_field") {
+      err.code = "invalid_severity";
+    }
+    return err;
+  }
+  if (auto s = parse_severity(*severity)) {
+    e.severity = *s;
+  } else {
+    return field_error("invalid_severity", "incident.severity",
+                       fmt::format("unknown severity \"{}\" (one of low, medium, high, critical)",
+                                   *severity));
+  }
+
+  auto phase = required_string(body, "phase", "phase", 40);
+  if (!phase) {
+    Error err = phase.error();
+    if (err.code == "invalid_field") {
+      err.code = "invalid_phase";
+    }
+    return err;
+  }
+  if (auto p = parse_phase(*phase)) {
+    e.phase = *p;
+  } else {
+    return field_error("invalid_phase", "phase",
+                       fmt::format("unknown phase \"{}\" (one of preparation, identification, "
+                                   "containment, eradication, recovery, lessons_learned, closed)",
+                                   *phase));
+  }
+
+  if (body.contains("occurred_at") && !body["occurred_at"].is_null()) {
+    const json& at = body["occurred_at"];
+    auto t = at.is_string() ? parse_rfc3339(at.get<std::string>()) : std::nullopt;
+    if (!t) {
+      return field_error("invalid_field", "occurred_at",
+                         "occurred_at must be an RFC 3339 time like \"2026-12-04T10:00:00Z\"");
+    }
+    e.occurred_at = *t;
+  }
+
+  auto summary = optional_string(body, "summary", "summary", kMaxSummaryLength);
+  if (!summary) {
+    return summary.error();
+  }
+  e.summary = *summary;
+
+  if (body.contains("details") && !body["details"].is_null()) {
+    if (!body["details"].is_object()) {
+      return field_error("invalid_field", "details", "details must be a JSON object");
+    }
+    e.details_json = body["details"].dump(-1, ' ', false, json::error_handler_t::replace);
+    if (e.details_json.size() > kMaxDetailsBytes) {
+      return field_error("invalid_field", "details",
+                         fmt::format("details must be at most {} bytes", kMaxDetailsBytes));
+    }
+  }
+  if (body.contains("drill") && !body["drill"].is_null()) {
+    if (!body["drill"].is_boolean()) {
+      return field_error("invalid_field", "drill", "drill must be true or false");
+    }
+    e.drill = body["drill"].get<bool>();
+  }
+  return e;
+}
+
+Result<IngestResult> apply_event(store::Repo& repo, const Event& input, Timestamp now) {
+  Event event = input;
+  event.received_at = now;
+  if (event.occurred_at == Timestamp{}) {
+    event.occurred_at = now;
+  }
+  IngestResult result{event.event_id, event.incident_id, 0, false, true};
+
+  auto existing = repo.event(event.client_id, event.event_id);
+  if (!existing) {
+    return existing.error();
+  }
+  if (existing->has_value()) {
+    result.duplicate = true;
+    result.messages = (*existing)->messages;
+    result.incident_id = (*existing)->event.incident_id;
+    result.applied = (*existing)->applied;
+    return result;
+  }
+
+  auto client = repo.client(event.client_id);
+  if (!client) {
+    return client.error();
+  }
+  if (!client->has_value()) {
+    return field_error("unknown_client", "client",
+                       fmt::format("unknown client \"{}\": create it with PUT /v1/clients/{}",
+                                   event.client_id, event.client_id));
+  }
+
+  auto stored_incident = repo.incident(event.client_id, event.incident_id);
+  if (!stored_incident) {
+    return stored_incident.error();
+  }
+  Incident incident;
+  std::optional<Phase> previous_phase;
+  if (stored_incident->has_value()) {
+    incident = **stored_incident;
+    previous_phase = incident.phase;
+    // An event older than the one that set the current phase is history, not news: record it,
+    // never roll the phase back.
+    if (event.occurred_at < incident.phase_since) {
+      result.applied = false;
+    }
+  } else {
+    incident.client_id = event.client_id;
+    incident.id = event.incident_id;
+    incident.opened_at = event.occurred_at;
+    incident.drill = event.drill;
+  }
+
+  std::string audit_data;
+  if (result.applied) {
+    if (!stored_incident->has_value() || incident.phase != event.phase) {
+      incident.previous_phase = previous_phase;
+    }
+    incident.phase = event.phase;
+    incident.phase_since = event.occurred_at;
+    incident.severity = event.severity;
+    if (!event.title.empty()) {
+      incident.title = event.title;
+    } else if (incident.title.empty()) {
+      incident.title = event.incident_id;
+    }
+    incident.updated_at = now;
+    if (auto s = repo.put_incident(incident); !s) {
+      return s.error();
+    }
+    auto cancelled = repo.cancel_other_phases(
+        event.client_id, event.incident_id, event.phase,
+        fmt::format("cancelled: the incident moved to {}", to_string(event.phase)));
+    if (!cancelled) {
+      return cancelled.error();
+    }
+
+    auto stored_plan = repo.plan(event.client_id);
+    if (!stored_plan) {
+      return stored_plan.error();
+    }
+    auto contacts = repo.contacts(event.client_id);
+    if (!contacts) {
+      return contacts.error();
+    }
+    auto endpoints = repo.endpoints(event.client_id);
+    if (!endpoints) {
+      return endpoints.error();
+    }
+    Plan plan;
+    if (stored_plan->has_value()) {
+      std::set<std::string> endpoint_ids;
+      for (const auto& e : *endpoints) {
+        endpoint_ids.insert(e.id);
+      }
+      // Endpoints deleted since the plan was saved are skipped, not fatal: the rest still go.
+      auto body = nlohmann::json::parse((*stored_plan)->body, nullptr, false);
+      if (body.is_object() && body.contains("rules")) {
+        for (auto& rule : body["rules"]) {
+          if (rule.contains("endpoints") && rule["endpoints"].is_array()) {
+            auto& list = rule["endpoints"];
+            for (auto it = list.begin(); it != list.end();) {
+              it = endpoint_ids.count(it->get<std::string>()) ? it + 1 : list.erase(it);
+            }
+          }
+        }
+      }
+      auto parsed = plan::parse_plan(body, endpoint_ids);
+      if (parsed) {
+        plan = std::move(*parsed);
+      }
+    }
+    auto intents =
+        plan::plan_messages(plan, event.phase, event.severity, *contacts, *endpoints);
+    for (const auto& intent : intents) {
+      Message m;
+      std::string recipient = intent.contact_id.empty() ? "endpoint:" + intent.endpoint_id
+                                                        : "contact:" + intent.contact_id;
+      m.id = plan::message_id(event.client_id, event.event_id, intent.rule_id, recipient,
+                              intent.channel, 1);
+      m.event_id = event.event_id;
+      m.client_id = event.client_id;
+      m.incident_id = event.incident_id;
+      m.phase = event.phase;
+      m.rule_id = intent.rule_id;
+      m.contact_id = intent.contact_id;
+      m.endpoint_id = intent.endpoint_id;
+      m.role = intent.role;
+      m.channel = intent.channel;
+      m.status = MessageStatus::scheduled;
+      m.created_at = now;
+      m.send_at = std::max(now, event.occurred_at + intent.delay);
+      auto inserted = repo.insert_message(m);
+      if (!inserted) {
+        return inserted.error();
+      }
+      result.messages += *inserted ? 1 : 0;
+    }
+    audit_data = nlohmann::json{{"event_id", event.event_id},
+                                {"incident", event.incident_id},
+                                {"phase", to_string(event.phase)},
+                                {"previous_phase", previous_phase
+                                                       ? nlohmann::json(to_string(*previous_phase))
+                                                       : nlohmann::json(nullptr)},
+                                {"severity", to_string(event.severity)},
+                                {"source", event.source},
+                                {"drill", event.drill},
+                                {"messages", result.messages},
+                                {"cancelled", *cancelled}}
+                     .dump();
+  } else {
+    audit_data = nlohmann::json{{"event_id", event.event_id},
+                                {"incident", event.incident_id},
+                                {"phase", to_string(event.phase)},
+                                {"source", event.source},
+                                {"out_of_order", true},
+                                {"current_phase", to_string(incident.phase)}}
+                     .dump();
+  }
+
+  if (auto s = repo.insert_event(event, previous_phase, result.applied, result.messages); !s) {
+    return s.error();
+  }
+  if (auto s = repo.audit("event.received", event.token_name, event.client_id,
+                          event.incident_id, audit_data, now);
+      !s) {
+    return s.error();
+  }
+  return result;
+}
+
+Ingestor::Ingestor(store::Store& store, const Clock& clock, std::function<void()> on_committed)
+    : store_(store), clock_(clock), on_committed_(std::move(on_committed)) {}
+
+void Ingestor::ingest(Event event, Done done) {
+  auto result = std::make_shared<std::optional<Result<IngestResult>>>();
+  store_.write(
+      [this, event = std::move(event), result](store::Repo& repo) -> Status {
+        auto r = apply_event(repo, event, clock_.now());
+        if (!r) {
+          Error e = r.error();
+          result->emplace(r.error());
+          return e;
+        }
+        result->emplace(std::move(r));
+        return {};
+      },
+      [this, result, done = std::move(done)](Status committed) {
+        if (!committed) {
+          done(committed.error());
+          return;
+        }
+        if ((*result)->ok() && (**result)->messages > 0 && on_committed_) {
+          on_committed_();
+        }
+        done(std::move(**result));
+      });
+}
+
+}  // namespace herald::ingest

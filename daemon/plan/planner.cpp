@@ -1,0 +1,104 @@
+#include "daemon/plan/planner.hpp"
+
+#include <algorithm>
+
+#include "daemon/core/crypto.hpp"
+
+namespace herald::plan {
+namespace {
+
+bool contains(const std::vector<std::string>& values, std::string_view v) {
+  return std::find(values.begin(), values.end(), v) != values.end();
+}
+
+bool covers(const Rule& rule, Phase phase, Severity severity) {
+  return severity >= rule.min_severity &&
+         std::find(rule.phases.begin(), rule.phases.end(), phase) != rule.phases.end();
+}
+
+}  // namespace
+
+bool has_address(const Contact& contact, std::string_view channel) {
+  if (channel == kChannelEmail) {
+    return !contact.email.empty();
+  }
+  if (channel == kChannelSms) {
+    return !contact.phone.empty();
+  }
+  return false;
+}
+
+std::vector<std::string> channels_for(const Rule& rule, const Contact& contact) {
+  const std::vector<std::string> all_person_channels{std::string(kChannelEmail),
+                                                     std::string(kChannelSms)};
+  const auto& wanted = !rule.channels.empty()      ? rule.channels
+                       : !contact.channels.empty() ? contact.channels
+                                                   : all_person_channels;
+  std::vector<std::string> out;
+  for (const auto& channel : wanted) {
+    bool allowed = contact.channels.empty() || contains(contact.channels, channel);
+    if (allowed && has_address(contact, channel) && !contains(out, channel)) {
+      out.push_back(channel);
+    }
+  }
+  return out;
+}
+
+std::vector<Intent> plan_messages(const Plan& plan, Phase phase, Severity severity,
+                                  const std::vector<Contact>& contacts,
+                                  const std::vector<Endpoint>& endpoints) {
+  std::vector<Intent> out;
+  for (const Rule& rule : plan.rules) {
+    if (!covers(rule, phase, severity)) {
+      continue;
+    }
+    for (const Contact& contact : contacts) {
+      auto role = std::find_if(rule.roles.begin(), rule.roles.end(),
+                               [&](const std::string& r) { return contains(contact.roles, r); });
+      if (role == rule.roles.end()) {
+        continue;
+      }
+      for (const auto& channel : channels_for(rule, contact)) {
+        Intent intent;
+        intent.rule_id = rule.id;
+        intent.contact_id = contact.id;
+        intent.role = *role;
+        intent.channel = channel;
+        intent.delay = rule.delay;
+        intent.quiet_hours = rule.quiet_hours;
+        out.push_back(std::move(intent));
+      }
+    }
+    for (const auto& endpoint_id : rule.endpoints) {
+      auto endpoint = std::find_if(endpoints.begin(), endpoints.end(),
+                                   [&](const Endpoint& e) { return e.id == endpoint_id; });
+      if (endpoint == endpoints.end() || !endpoint->enabled) {
+        continue;
+      }
+      Intent intent;
+      intent.rule_id = rule.id;
+      intent.endpoint_id = endpoint->id;
+      intent.channel = std::string(channel_of(endpoint->type));
+      intent.delay = rule.delay;
+      // Rooms and webhooks have no quiet hours: they are machines or shared channels.
+      intent.quiet_hours = QuietHoursPolicy::ignore;
+      out.push_back(std::move(intent));
+    }
+  }
+  return out;
+}
+
+std::string message_id(std::string_view client_id, std::string_view event_id,
+                       std::string_view rule_id, std::string_view recipient,
+                       std::string_view channel, int update_number) {
+  std::string key;
+  for (std::string_view part : {client_id, event_id, rule_id, recipient, channel}) {
+    key += std::to_string(part.size());
+    key += ':';
+    key += part;
+  }
+  key += std::to_string(update_number);
+  return "msg_" + sha256_hex(key).substr(0, 26);
+}
+
+}  // namespace herald::plan

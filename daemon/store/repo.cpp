@@ -1,0 +1,773 @@
+#include "daemon/store/repo.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include "daemon/core/crypto.hpp"
+
+namespace herald::store {
+namespace {
+
+using nlohmann::json;
+
+int64_t ms(Timestamp t) { return t.time_since_epoch().count(); }
+Timestamp ts(int64_t v) { return Timestamp{Millis{v}}; }
+
+std::string to_json_array(const std::vector<std::string>& values) { return json(values).dump(); }
+
+std::vector<std::string> from_json_array(const std::string& text) {
+  auto parsed = json::parse(text, nullptr, false);
+  std::vector<std::string> out;
+  if (parsed.is_array()) {
+    for (const auto& v : parsed) {
+      if (v.is_string()) {
+        out.push_back(v.get<std::string>());
+      }
+    }
+  }
+  return out;
+}
+
+// Runs a cached statement after `bind` and collects rows with `row`.
+template <class T, class Bind, class Row>
+Result<std::vector<T>> query(Database& db, const std::string& sql, Bind bind, Row row) {
+  auto stmt = db.cached(sql);
+  if (!stmt) {
+    return stmt.error();
+  }
+  bind(**stmt);
+  std::vector<T> out;
+  while (true) {
+    auto r = (*stmt)->step();
+    if (!r) {
+      return r.error();
+    }
+    if (!*r) {
+      break;
+    }
+    out.push_back(row(**stmt));
+  }
+  return out;
+}
+
+template <class T, class Bind, class Row>
+Result<std::optional<T>> query_one(Database& db, const std::string& sql, Bind bind, Row row) {
+  auto rows = query<T>(db, sql, bind, row);
+  if (!rows) {
+    return rows.error();
+  }
+  if (rows->empty()) {
+    return std::optional<T>{};
+  }
+  return std::optional<T>(std::move(rows->front()));
+}
+
+template <class Bind>
+Result<int64_t> execute(Database& db, const std::string& sql, Bind bind) {
+  auto stmt = db.cached(sql);
+  if (!stmt) {
+    return stmt.error();
+  }
+  bind(**stmt);
+  if (auto s = (*stmt)->run(); !s) {
+    return s.error();
+  }
+  return db.changes();
+}
+
+Status as_status(const Result<int64_t>& r) {
+  if (!r) {
+    return r.error();
+  }
+  return {};
+}
+
+Client client_row(Statement& s) { return Client{s.text(0), s.text(1), s.text(2), s.text(3)}; }
+
+const std::string kContactColumns =
+    "client_id, id, name, roles, email, phone, chat, timezone, quiet_start, quiet_end, channels";
+
+Contact contact_row(Statement& s) {
+  Contact c;
+  c.client_id = s.text(0);
+  c.id = s.text(1);
+  c.name = s.text(2);
+  c.roles = from_json_array(s.text(3));
+  c.email = s.text(4);
+  c.phone = s.text(5);
+  c.chat = s.text(6);
+  c.timezone = s.text(7);
+  if (!s.is_null(8) && !s.is_null(9)) {
+    c.quiet_hours = QuietHours{static_cast<int>(s.integer(8)), static_cast<int>(s.integer(9))};
+  }
+  c.channels = from_json_array(s.text(10));
+  return c;
+}
+
+Endpoint endpoint_row(Statement& s) {
+  Endpoint e;
+  e.client_id = s.text(0);
+  e.id = s.text(1);
+  e.type = parse_endpoint_type(s.text(2)).value_or(EndpointType::webhook);
+  e.url = s.text(3);
+  e.secrets = from_json_array(s.text(4));
+  e.enabled = s.integer(5) != 0;
+  return e;
+}
+
+const std::string kIncidentColumns =
+    "client_id, id, title, severity, phase, previous_phase, drill, opened_at, phase_since, "
+    "updated_at";
+
+Incident incident_row(Statement& s) {
+  Incident i;
+  i.client_id = s.text(0);
+  i.id = s.text(1);
+  i.title = s.text(2);
+  i.severity = parse_severity(s.text(3)).value_or(Severity::low);
+  i.phase = parse_phase(s.text(4)).value_or(Phase::preparation);
+  if (!s.is_null(5)) {
+    i.previous_phase = parse_phase(s.text(5));
+  }
+  i.drill = s.integer(6) != 0;
+  i.opened_at = ts(s.integer(7));
+  i.phase_since = ts(s.integer(8));
+  i.updated_at = ts(s.integer(9));
+  return i;
+}
+
+const std::string kEventColumns =
+    "client_id, event_id, incident_id, phase, severity, title, occurred_at, summary, details, "
+    "drill, received_at, source, token_name, applied, messages, previous_phase";
+
+StoredEvent event_row(Statement& s) {
+  StoredEvent out;
+  Event& e = out.event;
+  e.client_id = s.text(0);
+  e.event_id = s.text(1);
+  e.incident_id = s.text(2);
+  e.phase = parse_phase(s.text(3)).value_or(Phase::preparation);
+  e.severity = parse_severity(s.text(4)).value_or(Severity::low);
+  e.title = s.text(5);
+  e.occurred_at = ts(s.integer(6));
+  e.summary = s.text(7);
+  e.details_json = s.text(8);
+  e.drill = s.integer(9) != 0;
+  e.received_at = ts(s.integer(10));
+  e.source = s.text(11);
+  e.token_name = s.text(12);
+  out.applied = s.integer(13) != 0;
+  out.messages = static_cast<int>(s.integer(14));
+  if (!s.is_null(15)) {
+    out.previous_phase = parse_phase(s.text(15));
+  }
+  return out;
+}
+
+const std::string kMessageColumns =
+    "id, event_id, client_id, incident_id, phase, rule_id, contact_id, endpoint_id, role, "
+    "channel, status, attempts, update_number, created_at, send_at, delivered_at, last_error, seq";
+
+Message message_row(Statement& s) {
+  Message m;
+  m.id = s.text(0);
+  m.event_id = s.text(1);
+  m.client_id = s.text(2);
+  m.incident_id = s.text(3);
+  m.phase = parse_phase(s.text(4)).value_or(Phase::preparation);
+  m.rule_id = s.text(5);
+  m.contact_id = s.text(6);
+  m.endpoint_id = s.text(7);
+  m.role = s.text(8);
+  m.channel = s.text(9);
+  m.status = parse_message_status(s.text(10)).value_or(MessageStatus::scheduled);
+  m.attempts = static_cast<int>(s.integer(11));
+  m.update_number = static_cast<int>(s.integer(12));
+  m.created_at = ts(s.integer(13));
+  m.send_at = ts(s.integer(14));
+  if (auto d = s.optional_integer(15)) {
+    m.delivered_at = ts(*d);
+  }
+  m.last_error = s.text(16);
+  return m;
+}
+
+const std::string kAuditColumns = "seq, at, kind, actor, client_id, subject, data, prev_hash, hash";
+
+AuditRecord audit_row(Statement& s) {
+  return AuditRecord{s.integer(0), ts(s.integer(1)), s.text(2), s.text(3), s.text(4),
+                     s.text(5),    s.text(6),        s.text(7), s.text(8)};
+}
+
+}  // namespace
+
+std::string audit_hash(const AuditRecord& r) {
+  // Length-prefixed fields: no choice of content can make two records hash alike.
+  std::string canonical;
+  auto add = [&](std::string_view field) {
+    canonical += std::to_string(field.size());
+    canonical += ':';
+    canonical += field;
+    canonical += '\n';
+  };
+  add(r.prev_hash);
+  add(std::to_string(r.seq));
+  add(std::to_string(ms(r.at)));
+  add(r.kind);
+  add(r.actor);
+  add(r.client_id);
+  add(r.subject);
+  add(r.data);
+  return sha256_hex(canonical);
+}
+
+// ---- clients -------------------------------------------------------------------------------
+
+Result<std::optional<Client>> Repo::client(std::string_view id) {
+  return query_one<Client>(
+      db_, "SELECT id, name, timezone, locale FROM clients WHERE id = ?1 AND deleted_at IS NULL",
+      [&](Statement& s) { s.bind(1, id); }, client_row);
+}
+
+Result<std::vector<Client>> Repo::clients() {
+  return query<Client>(
+      db_, "SELECT id, name, timezone, locale FROM clients WHERE deleted_at IS NULL ORDER BY id",
+      [](Statement&) {}, client_row);
+}
+
+Result<bool> Repo::put_client(const Client& c, Timestamp now) {
+  auto existing = client(c.id);
+  if (!existing) {
+    return existing.error();
+  }
+  auto r = execute(db_,
+                   "INSERT INTO clients (id, name, timezone, locale, created_at, updated_at) "
+                   "VALUES (?1, ?2, ?3, ?4, ?5, ?5) ON CONFLICT (id) DO UPDATE SET "
+                   "name = ?2, timezone = ?3, locale = ?4, updated_at = ?5, deleted_at = NULL",
+                   [&](Statement& s) {
+                     s.bind(1, c.id).bind(2, c.name).bind(3, c.timezone).bind(4, c.locale).bind(
+                         5, ms(now));
+                   });
+  if (!r) {
+    return r.error();
+  }
+  return !existing->has_value();
+}
+
+Result<bool> Repo::delete_client(std::string_view id, Timestamp now) {
+  auto r = execute(db_,
+                   "UPDATE clients SET deleted_at = ?2 WHERE id = ?1 AND deleted_at IS NULL",
+                   [&](Statement& s) { s.bind(1, id).bind(2, ms(now)); });
+  if (!r) {
+    return r.error();
+  }
+  if (*r == 0) {
+    return false;
+  }
+  for (const char* sql : {"DELETE FROM contacts WHERE client_id = ?1",
+                          "DELETE FROM endpoints WHERE client_id = ?1",
+                          "DELETE FROM plans WHERE client_id = ?1"}) {
+    if (auto d = execute(db_, sql, [&](Statement& s) { s.bind(1, id); }); !d) {
+      return d.error();
+    }
+  }
+  return true;
+}
+
+// ---- contacts ------------------------------------------------------------------------------
+
+Result<std::vector<Contact>> Repo::contacts(std::string_view client_id) {
+  return query<Contact>(
+      db_, "SELECT " + kContactColumns + " FROM contacts WHERE client_id = ?1 ORDER BY id",
+      [&](Statement& s) { s.bind(1, client_id); }, contact_row);
+}
+
+Result<std::optional<Contact>> Repo::contact(std::string_view client_id, std::string_view id) {
+  return query_one<Contact>(
+      db_, "SELECT " + kContactColumns + " FROM contacts WHERE client_id = ?1 AND id = ?2",
+      [&](Statement& s) { s.bind(1, client_id).bind(2, id); }, contact_row);
+}
+
+Result<bool> Repo::put_contact(const Contact& c, Timestamp now) {
+  auto existing = contact(c.client_id, c.id);
+  if (!existing) {
+    return existing.error();
+  }
+  auto r = execute(
+      db_,
+      "INSERT INTO contacts (" + kContactColumns +
+          ", updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12) "
+          "ON CONFLICT (client_id, id) DO UPDATE SET name = ?3, roles = ?4, email = ?5, "
+          "phone = ?6, chat = ?7, timezone = ?8, quiet_start = ?9, quiet_end = ?10, "
+          "channels = ?11, updated_at = ?12",
+      [&](Statement& s) {
+        s.bind(1, c.client_id).bind(2, c.id).bind(3, c.name).bind(4, to_json_array(c.roles));
+        s.bind(5, c.email).bind(6, c.phone).bind(7, c.chat).bind(8, c.timezone);
+        if (c.quiet_hours) {
+          s.bind(9, c.quiet_hours->start_minute).bind(10, c.quiet_hours->end_minute);
+        } else {
+          s.bind_null(9).bind_null(10);
+        }
+        s.bind(11, to_json_array(c.channels)).bind(12, ms(now));
+      });
+  if (!r) {
+    return r.error();
+  }
+  return !existing->has_value();
+}
+
+Result<bool> Repo::delete_contact(std::string_view client_id, std::string_view id) {
+  auto r = execute(db_, "DELETE FROM contacts WHERE client_id = ?1 AND id = ?2",
+                   [&](Statement& s) { s.bind(1, client_id).bind(2, id); });
+  if (!r) {
+    return r.error();
+  }
+  return *r > 0;
+}
+
+// ---- endpoints -----------------------------------------------------------------------------
+
+Result<std::vector<Endpoint>> Repo::endpoints(std::string_view client_id) {
+  return query<Endpoint>(
+      db_,
+      "SELECT client_id, id, type, url, secrets, enabled FROM endpoints WHERE client_id = ?1 "
+      "ORDER BY id",
+      [&](Statement& s) { s.bind(1, client_id); }, endpoint_row);
+}
+
+Result<std::optional<Endpoint>> Repo::endpoint(std::string_view client_id, std::string_view id) {
+  return query_one<Endpoint>(
+      db_,
+      "SELECT client_id, id, type, url, secrets, enabled FROM endpoints "
+      "WHERE client_id = ?1 AND id = ?2",
+      [&](Statement& s) { s.bind(1, client_id).bind(2, id); }, endpoint_row);
+}
+
+Result<bool> Repo::put_endpoint(const Endpoint& e, Timestamp now) {
+  auto existing = endpoint(e.client_id, e.id);
+  if (!existing) {
+    return existing.error();
+  }
+  auto r = execute(db_,
+                   "INSERT INTO endpoints (client_id, id, type, url, secrets, enabled, updated_at) "
+                   "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (client_id, id) DO UPDATE SET "
+                   "type = ?3, url = ?4, secrets = ?5, enabled = ?6, updated_at = ?7",
+                   [&](Statement& s) {
+                     s.bind(1, e.client_id).bind(2, e.id).bind(3, to_string(e.type)).bind(4, e.url);
+                     s.bind(5, to_json_array(e.secrets)).bind(6, e.enabled).bind(7, ms(now));
+                   });
+  if (!r) {
+    return r.error();
+  }
+  return !existing->has_value();
+}
+
+Result<bool> Repo::delete_endpoint(std::string_view client_id, std::string_view id) {
+  auto r = execute(db_, "DELETE FROM endpoints WHERE client_id = ?1 AND id = ?2",
+                   [&](Statement& s) { s.bind(1, client_id).bind(2, id); });
+  if (!r) {
+    return r.error();
+  }
+  return *r > 0;
+}
+
+// ---- plans ---------------------------------------------------------------------------------
+
+Result<std::optional<StoredPlan>> Repo::plan(std::string_view client_id) {
+  return query_one<StoredPlan>(
+      db_, "SELECT body, version, updated_at FROM plans WHERE client_id = ?1",
+      [&](Statement& s) { s.bind(1, client_id); },
+      [](Statement& s) { return StoredPlan{s.text(0), s.integer(1), ts(s.integer(2))}; });
+}
+
+Result<int64_t> Repo::put_plan(std::string_view client_id, std::string_view body, Timestamp now) {
+  auto r = execute(db_,
+                   "INSERT INTO plans (client_id, body, version, updated_at) VALUES (?1, ?2, 1, ?3) "
+                   "ON CONFLICT (client_id) DO UPDATE SET body = ?2, version = version + 1, "
+                   "updated_at = ?3",
+                   [&](Statement& s) { s.bind(1, client_id).bind(2, body).bind(3, ms(now)); });
+  if (!r) {
+    return r.error();
+  }
+  auto stored = plan(client_id);
+  if (!stored) {
+    return stored.error();
+  }
+  return stored->has_value() ? (*stored)->version : 0;
+}
+
+// ---- events and incidents ------------------------------------------------------------------
+
+Result<std::optional<StoredEvent>> Repo::event(std::string_view client_id,
+                                               std::string_view event_id) {
+  return query_one<StoredEvent>(
+      db_, "SELECT " + kEventColumns + " FROM events WHERE client_id = ?1 AND event_id = ?2",
+      [&](Statement& s) { s.bind(1, client_id).bind(2, event_id); }, event_row);
+}
+
+Status Repo::insert_event(const Event& e, std::optional<Phase> previous_phase, bool applied,
+                          int messages) {
+  return as_status(execute(
+      db_,
+      "INSERT INTO events (" + kEventColumns +
+          ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+      [&](Statement& s) {
+        s.bind(1, e.client_id).bind(2, e.event_id).bind(3, e.incident_id);
+        s.bind(4, to_string(e.phase)).bind(5, to_string(e.severity)).bind(6, e.title);
+        s.bind(7, ms(e.occurred_at)).bind(8, e.summary).bind(9, e.details_json).bind(10, e.drill);
+        s.bind(11, ms(e.received_at)).bind(12, e.source).bind(13, e.token_name);
+        s.bind(14, applied).bind(15, messages);
+        if (previous_phase) {
+          s.bind(16, to_string(*previous_phase));
+        } else {
+          s.bind_null(16);
+        }
+      }));
+}
+
+Result<std::vector<StoredEvent>> Repo::incident_events(std::string_view client_id,
+                                                       std::string_view incident_id) {
+  return query<StoredEvent>(db_,
+                            "SELECT " + kEventColumns +
+                                " FROM events WHERE client_id = ?1 AND incident_id = ?2 "
+                                "ORDER BY occurred_at, received_at",
+                            [&](Statement& s) { s.bind(1, client_id).bind(2, incident_id); },
+                            event_row);
+}
+
+Result<std::optional<Incident>> Repo::incident(std::string_view client_id, std::string_view id) {
+  return query_one<Incident>(
+      db_, "SELECT " + kIncidentColumns + " FROM incidents WHERE client_id = ?1 AND id = ?2",
+      [&](Statement& s) { s.bind(1, client_id).bind(2, id); }, incident_row);
+}
+
+Status Repo::put_incident(const Incident& i) {
+  return as_status(execute(
+      db_,
+      "INSERT INTO incidents (" + kIncidentColumns +
+          ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) ON CONFLICT (client_id, id) DO "
+          "UPDATE SET title = ?3, severity = ?4, phase = ?5, previous_phase = ?6, drill = ?7, "
+          "phase_since = ?9, updated_at = ?10",
+      [&](Statement& s) {
+        s.bind(1, i.client_id).bind(2, i.id).bind(3, i.title).bind(4, to_string(i.severity));
+        s.bind(5, to_string(i.phase));
+        if (i.previous_phase) {
+          s.bind(6, to_string(*i.previous_phase));
+        } else {
+          s.bind_null(6);
+        }
+        s.bind(7, i.drill).bind(8, ms(i.opened_at)).bind(9, ms(i.phase_since));
+        s.bind(10, ms(i.updated_at));
+      }));
+}
+
+// ---- messages ------------------------------------------------------------------------------
+
+Result<bool> Repo::insert_message(const Message& m) {
+  auto r = execute(
+      db_,
+      "INSERT INTO messages (id, event_id, client_id, incident_id, phase, rule_id, contact_id, "
+      "endpoint_id, role, channel, status, attempts, update_number, created_at, send_at) "
+      "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, 0, ?12, ?13, ?14) "
+      "ON CONFLICT (id) DO NOTHING",
+      [&](Statement& s) {
+        s.bind(1, m.id).bind(2, m.event_id).bind(3, m.client_id).bind(4, m.incident_id);
+        s.bind(5, to_string(m.phase)).bind(6, m.rule_id).bind(7, m.contact_id);
+        s.bind(8, m.endpoint_id).bind(9, m.role).bind(10, m.channel);
+        s.bind(11, to_string(m.status)).bind(12, m.update_number).bind(13, ms(m.created_at));
+        s.bind(14, ms(m.send_at));
+      });
+  if (!r) {
+    return r.error();
+  }
+  return *r > 0;
+}
+
+Result<int64_t> Repo::cancel_other_phases(std::string_view client_id,
+                                          std::string_view incident_id, Phase keep,
+                                          std::string_view reason) {
+  return execute(db_,
+                 "UPDATE messages SET status = 'cancelled', last_error = ?4 "
+                 "WHERE client_id = ?1 AND incident_id = ?2 AND phase != ?3 "
+                 "AND status IN ('scheduled', 'retrying')",
+                 [&](Statement& s) {
+                   s.bind(1, client_id).bind(2, incident_id).bind(3, to_string(keep)).bind(4,
+                                                                                           reason);
+                 });
+}
+
+Result<int64_t> Repo::cancel_client(std::string_view client_id, std::string_view reason) {
+  return execute(db_,
+                 "UPDATE messages SET status = 'cancelled', last_error = ?2 "
+                 "WHERE client_id = ?1 AND status IN ('scheduled', 'retrying')",
+                 [&](Statement& s) { s.bind(1, client_id).bind(2, reason); });
+}
+
+Result<std::vector<Message>> Repo::claim_due(Timestamp now, int limit) {
+  return query<Message>(
+      db_,
+      "UPDATE messages SET status = 'sending', attempts = attempts + 1 WHERE id IN ("
+      "SELECT id FROM messages WHERE status IN ('scheduled', 'retrying') AND send_at <= ?1 "
+      "ORDER BY send_at, seq LIMIT ?2) RETURNING " +
+          kMessageColumns,
+      [&](Statement& s) { s.bind(1, ms(now)).bind(2, limit); }, message_row);
+}
+
+Result<int64_t> Repo::requeue_interrupted(Timestamp now) {
+  auto interrupted = query<Message>(
+      db_, "SELECT " + kMessageColumns + " FROM messages WHERE status = 'sending'",
+      [](Statement&) {}, message_row);
+  if (!interrupted) {
+    return interrupted.error();
+  }
+  for (const Message& m : *interrupted) {
+    Attempt a;
+    a.message_id = m.id;
+    a.number = m.attempts;
+    a.started_at = now;
+    a.outcome = AttemptOutcome::retryable;
+    a.error = "interrupted: herald stopped during this attempt; sending again with the same id";
+    if (auto s = record_attempt(a); !s) {
+      return s.error();
+    }
+    if (auto s = finish_attempt(m.id, MessageStatus::retrying, now, std::nullopt, a.error); !s) {
+      return s.error();
+    }
+  }
+  return static_cast<int64_t>(interrupted->size());
+}
+
+Result<std::optional<Timestamp>> Repo::next_due() {
+  auto r = query_one<int64_t>(
+      db_,
+      "SELECT MIN(send_at) FROM messages WHERE status IN ('scheduled', 'retrying') "
+      "HAVING MIN(send_at) IS NOT NULL",
+      [](Statement&) {}, [](Statement& s) { return s.integer(0); });
+  if (!r) {
+    return r.error();
+  }
+  if (!r->has_value()) {
+    return std::optional<Timestamp>{};
+  }
+  return std::optional<Timestamp>(ts(**r));
+}
+
+Status Repo::record_attempt(const Attempt& a) {
+  return as_status(execute(
+      db_,
+      "INSERT OR REPLACE INTO attempts (message_id, number, started_at, duration_ms, outcome, "
+      "status_code, error) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+      [&](Statement& s) {
+        s.bind(1, a.message_id).bind(2, a.number).bind(3, ms(a.started_at));
+        s.bind(4, static_cast<int64_t>(a.duration.count())).bind(5, to_string(a.outcome));
+        s.bind(6, a.status_code).bind(7, a.error);
+      }));
+}
+
+Status Repo::finish_attempt(std::string_view id, MessageStatus status, Timestamp send_at,
+                            std::optional<Timestamp> delivered_at, std::string_view last_error) {
+  return as_status(execute(
+      db_,
+      "UPDATE messages SET status = ?2, send_at = ?3, delivered_at = ?4, last_error = ?5 "
+      "WHERE id = ?1",
+      [&](Statement& s) {
+        s.bind(1, id).bind(2, to_string(status)).bind(3, ms(send_at));
+        s.bind_optional(4, delivered_at ? std::optional<int64_t>(ms(*delivered_at))
+                                        : std::nullopt);
+        s.bind(5, last_error);
+      }));
+}
+
+Status Repo::set_content(std::string_view id, const MessageContent& c) {
+  return as_status(execute(
+      db_,
+      "UPDATE messages SET address = ?2, subject = ?3, body = ?4, content_hash = ?5 WHERE id = ?1",
+      [&](Statement& s) {
+        s.bind(1, id).bind(2, c.address).bind(3, c.subject).bind(4, c.body).bind(5,
+                                                                                 c.content_hash);
+      }));
+}
+
+Result<std::optional<MessageContent>> Repo::content(std::string_view id) {
+  return query_one<MessageContent>(
+      db_,
+      "SELECT address, subject, body, content_hash FROM messages WHERE id = ?1 "
+      "AND content_hash IS NOT NULL",
+      [&](Statement& s) { s.bind(1, id); },
+      [](Statement& s) { return MessageContent{s.text(0), s.text(1), s.text(2), s.text(3)}; });
+}
+
+Result<std::optional<Message>> Repo::message(std::string_view id) {
+  return query_one<Message>(
+      db_, "SELECT " + kMessageColumns + " FROM messages WHERE id = ?1",
+      [&](Statement& s) { s.bind(1, id); }, message_row);
+}
+
+Result<std::vector<Attempt>> Repo::attempts(std::string_view message_id) {
+  return query<Attempt>(
+      db_,
+      "SELECT message_id, number, started_at, duration_ms, outcome, status_code, error "
+      "FROM attempts WHERE message_id = ?1 ORDER BY number",
+      [&](Statement& s) { s.bind(1, message_id); },
+      [](Statement& s) {
+        Attempt a;
+        a.message_id = s.text(0);
+        a.number = static_cast<int>(s.integer(1));
+        a.started_at = ts(s.integer(2));
+        a.duration = Millis{s.integer(3)};
+        std::string outcome = s.text(4);
+        a.outcome = outcome == "delivered"   ? AttemptOutcome::delivered
+                    : outcome == "permanent" ? AttemptOutcome::permanent
+                                             : AttemptOutcome::retryable;
+        a.status_code = static_cast<int>(s.integer(5));
+        a.error = s.text(6);
+        return a;
+      });
+}
+
+Result<MessagePage> Repo::messages(const MessageFilter& f) {
+  // One statement with optional filters: a NULL parameter disables its condition.
+  auto rows = query<std::pair<int64_t, Message>>(
+      db_,
+      "SELECT " + kMessageColumns +
+          " FROM messages WHERE seq > ?1 AND (?2 IS NULL OR client_id = ?2) "
+          "AND (?3 IS NULL OR incident_id = ?3) AND (?4 IS NULL OR status = ?4) "
+          "AND (?5 IS NULL OR channel = ?5) AND (?6 IS NULL OR created_at >= ?6) "
+          "AND (?7 IS NULL OR created_at < ?7) ORDER BY seq LIMIT ?8",
+      [&](Statement& s) {
+        s.bind(1, f.after_seq);
+        s.bind_text_or_null(2, f.client_id).bind_text_or_null(3, f.incident_id);
+        s.bind_text_or_null(4, f.status ? to_string(*f.status) : std::string_view{});
+        s.bind_text_or_null(5, f.channel);
+        s.bind_optional(6, f.since ? std::optional<int64_t>(ms(*f.since)) : std::nullopt);
+        s.bind_optional(7, f.until ? std::optional<int64_t>(ms(*f.until)) : std::nullopt);
+        s.bind(8, f.limit + 1);
+      },
+      [](Statement& s) { return std::make_pair(s.integer(17), message_row(s)); });
+  if (!rows) {
+    return rows.error();
+  }
+  MessagePage page;
+  for (auto& [seq, m] : *rows) {
+    if (static_cast<int>(page.items.size()) == f.limit) {
+      break;
+    }
+    page.items.push_back(std::move(m));
+    page.next_seq = seq;
+  }
+  if (static_cast<int>(rows->size()) <= f.limit) {
+    page.next_seq.reset();
+  }
+  return page;
+}
+
+Result<std::vector<StatusCount>> Repo::message_counts() {
+  return query<StatusCount>(
+      db_, "SELECT channel, status, COUNT(*) FROM messages GROUP BY channel, status",
+      [](Statement&) {},
+      [](Statement& s) { return StatusCount{s.text(0), s.text(1), s.integer(2)}; });
+}
+
+Result<int64_t> Repo::queue_depth(Timestamp now) {
+  auto r = query_one<int64_t>(
+      db_,
+      "SELECT COUNT(*) FROM messages WHERE status IN ('scheduled', 'retrying') AND send_at <= ?1",
+      [&](Statement& s) { s.bind(1, ms(now)); }, [](Statement& s) { return s.integer(0); });
+  if (!r) {
+    return r.error();
+  }
+  return r->value_or(0);
+}
+
+// ---- meta and audit ------------------------------------------------------------------------
+
+Result<std::optional<std::string>> Repo::meta(std::string_view key) {
+  return query_one<std::string>(
+      db_, "SELECT value FROM meta WHERE key = ?1", [&](Statement& s) { s.bind(1, key); },
+      [](Statement& s) { return s.text(0); });
+}
+
+Status Repo::set_meta(std::string_view key, std::string_view value) {
+  return as_status(execute(
+      db_, "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO UPDATE SET value = ?2",
+      [&](Statement& s) { s.bind(1, key).bind(2, value); }));
+}
+
+Status Repo::audit(std::string_view kind, std::string_view actor, std::string_view client_id,
+                   std::string_view subject, std::string_view data_json, Timestamp now) {
+  auto last = query_one<std::pair<int64_t, std::string>>(
+      db_, "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1", [](Statement&) {},
+      [](Statement& s) { return std::make_pair(s.integer(0), s.text(1)); });
+  if (!last) {
+    return last.error();
+  }
+  AuditRecord r;
+  r.seq = last->has_value() ? (*last)->first + 1 : 1;
+  r.prev_hash = last->has_value() ? (*last)->second : std::string(64, '0');
+  r.at = now;
+  r.kind = kind;
+  r.actor = actor;
+  r.client_id = client_id;
+  r.subject = subject;
+  r.data = data_json;
+  r.hash = audit_hash(r);
+  return as_status(execute(db_,
+                           "INSERT INTO audit (" + kAuditColumns +
+                               ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                           [&](Statement& s) {
+                             s.bind(1, r.seq).bind(2, ms(r.at)).bind(3, r.kind).bind(4, r.actor);
+                             s.bind(5, r.client_id).bind(6, r.subject).bind(7, r.data);
+                             s.bind(8, r.prev_hash).bind(9, r.hash);
+                           }));
+}
+
+Result<std::vector<AuditRecord>> Repo::audit_records(int64_t after_seq, int limit,
+                                                     std::string_view kind) {
+  return query<AuditRecord>(db_,
+                            "SELECT " + kAuditColumns +
+                                " FROM audit WHERE seq > ?1 AND (?3 IS NULL OR kind = ?3) "
+                                "ORDER BY seq LIMIT ?2",
+                            [&](Statement& s) {
+                              s.bind(1, after_seq).bind(2, limit).bind_text_or_null(3, kind);
+                            },
+                            audit_row);
+}
+
+Result<AuditVerification> Repo::verify_audit() {
+  auto stmt = db_.prepare("SELECT " + kAuditColumns + " FROM audit ORDER BY seq");
+  if (!stmt) {
+    return stmt.error();
+  }
+  AuditVerification v;
+  std::string prev(64, '0');
+  int64_t expected_seq = 1;
+  while (true) {
+    auto row = (*stmt)->step();
+    if (!row) {
+      return row.error();
+    }
+    if (!*row) {
+      break;
+    }
+    AuditRecord r = audit_row(**stmt);
+    ++v.records;
+    std::string why;
+    if (r.seq != expected_seq) {
+      why = "record " + std::to_string(expected_seq) + " is missing";
+    } else if (r.prev_hash != prev) {
+      why = "its prev_hash does not match the hash of the record before it";
+    } else if (audit_hash(r) != r.hash) {
+      why = "its content does not match its hash";
+    }
+    if (!why.empty()) {
+      v.ok = false;
+      v.first_bad = r.seq != expected_seq ? expected_seq : r.seq;
+      v.reason = why;
+      return v;
+    }
+    prev = r.hash;
+    ++expected_seq;
+  }
+  return v;
+}
+
+}  // namespace herald::store

@@ -1,0 +1,151 @@
+// Repo: every query Herald makes, on one SQLite connection. The Store hands a Repo to readers
+// (pooled connections) and to writers (the single writer connection, inside a transaction).
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "daemon/core/domain.hpp"
+#include "daemon/core/result.hpp"
+#include "daemon/store/sqlite.hpp"
+
+namespace herald::store {
+
+struct StoredPlan {
+  std::string body;  // JSON
+  int64_t version = 0;
+  Timestamp updated_at{};
+};
+
+struct StoredEvent {
+  Event event;
+  std::optional<Phase> previous_phase;
+  bool applied = true;
+  int messages = 0;
+};
+
+struct MessageFilter {
+  std::string client_id;
+  std::string incident_id;
+  std::optional<MessageStatus> status;
+  std::string channel;
+  std::optional<Timestamp> since;  // created_at >= since
+  std::optional<Timestamp> until;  // created_at < until
+  int limit = 50;
+  int64_t after_seq = 0;  // the cursor: items with a larger seq
+};
+
+struct MessagePage {
+  std::vector<Message> items;
+  std::optional<int64_t> next_seq;  // present when more items may follow
+};
+
+struct MessageContent {
+  std::string address;
+  std::string subject;
+  std::string body;
+  std::string content_hash;
+};
+
+struct AuditRecord {
+  int64_t seq = 0;
+  Timestamp at{};
+  std::string kind;
+  std::string actor;
+  std::string client_id;
+  std::string subject;
+  std::string data;  // JSON object
+  std::string prev_hash;
+  std::string hash;
+};
+
+struct AuditVerification {
+  bool ok = true;
+  int64_t records = 0;
+  std::optional<int64_t> first_bad;
+  std::string reason;
+};
+
+struct StatusCount {
+  std::string channel;
+  std::string status;
+  int64_t count = 0;
+};
+
+// The hash of an audit record given the previous record's hash.
+std::string audit_hash(const AuditRecord& record);
+
+class Repo {
+ public:
+  explicit Repo(Database& db) : db_(db) {}
+
+  // Clients. A deleted client is gone for the API, but its history stays.
+  Result<std::optional<Client>> client(std::string_view id);
+  Result<std::vector<Client>> clients();
+  Result<bool> put_client(const Client& client, Timestamp now);  // true when created
+  Result<bool> delete_client(std::string_view id, Timestamp now);
+
+  Result<std::vector<Contact>> contacts(std::string_view client_id);
+  Result<std::optional<Contact>> contact(std::string_view client_id, std::string_view id);
+  Result<bool> put_contact(const Contact& contact, Timestamp now);
+  Result<bool> delete_contact(std::string_view client_id, std::string_view id);
+
+  Result<std::vector<Endpoint>> endpoints(std::string_view client_id);
+  Result<std::optional<Endpoint>> endpoint(std::string_view client_id, std::string_view id);
+  Result<bool> put_endpoint(const Endpoint& endpoint, Timestamp now);
+  Result<bool> delete_endpoint(std::string_view client_id, std::string_view id);
+
+  Result<std::optional<StoredPlan>> plan(std::string_view client_id);
+  Result<int64_t> put_plan(std::string_view client_id, std::string_view body, Timestamp now);
+
+  Result<std::optional<StoredEvent>> event(std::string_view client_id, std::string_view event_id);
+  Status insert_event(const Event& event, std::optional<Phase> previous_phase, bool applied,
+                      int messages);
+  Result<std::vector<StoredEvent>> incident_events(std::string_view client_id,
+                                                   std::string_view incident_id);
+
+  Result<std::optional<Incident>> incident(std::string_view client_id, std::string_view id);
+  Status put_incident(const Incident& incident);
+
+  // Inserts unless a message with the same id exists; returns whether it was inserted.
+  Result<bool> insert_message(const Message& message);
+  // Cancels scheduled and retrying messages of an incident that belong to another phase.
+  Result<int64_t> cancel_other_phases(std::string_view client_id, std::string_view incident_id,
+                                      Phase keep, std::string_view reason);
+  // Cancels every pending message of a client (when it is deleted).
+  Result<int64_t> cancel_client(std::string_view client_id, std::string_view reason);
+  // Marks up to `limit` due messages `sending`, counting the attempt; returns them.
+  Result<std::vector<Message>> claim_due(Timestamp now, int limit);
+  // After a restart: messages left `sending` get an attempt recorded as interrupted and are
+  // due again at once. Returns how many.
+  Result<int64_t> requeue_interrupted(Timestamp now);
+  Result<std::optional<Timestamp>> next_due();
+  Status record_attempt(const Attempt& attempt);
+  Status finish_attempt(std::string_view id, MessageStatus status, Timestamp send_at,
+                        std::optional<Timestamp> delivered_at, std::string_view last_error);
+  Status set_content(std::string_view id, const MessageContent& content);
+  Result<std::optional<MessageContent>> content(std::string_view id);
+  Result<std::optional<Message>> message(std::string_view id);
+  Result<std::vector<Attempt>> attempts(std::string_view message_id);
+  Result<MessagePage> messages(const MessageFilter& filter);
+  Result<std::vector<StatusCount>> message_counts();
+  Result<int64_t> queue_depth(Timestamp now);
+
+  Result<std::optional<std::string>> meta(std::string_view key);
+  Status set_meta(std::string_view key, std::string_view value);
+
+  // Appends one audit record to the chain.
+  Status audit(std::string_view kind, std::string_view actor, std::string_view client_id,
+               std::string_view subject, std::string_view data_json, Timestamp now);
+  Result<std::vector<AuditRecord>> audit_records(int64_t after_seq, int limit,
+                                                 std::string_view kind);
+  Result<AuditVerification> verify_audit();
+
+ private:
+  Database& db_;
+};
+
+}  // namespace herald::store

@@ -1,0 +1,254 @@
+#include "daemon/store/store.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <future>
+#include <mutex>
+#include <string_view>
+#include <thread>
+#include <utility>
+#include <vector>
+
+namespace herald::store {
+
+// Generated from schema/*.sql by cmake/Embed.cmake.
+const std::vector<std::pair<std::string_view, std::string_view>>& schema_files();
+
+namespace {
+
+// "001_initial.sql" → 1
+int migration_number(std::string_view name) {
+  int n = 0;
+  for (char c : name) {
+    if (c < '0' || c > '9') {
+      break;
+    }
+    n = n * 10 + (c - '0');
+  }
+  return n;
+}
+
+std::vector<std::pair<int, std::string_view>> migrations() {
+  std::vector<std::pair<int, std::string_view>> out;
+  for (const auto& [name, sql] : schema_files()) {
+    if (name.size() > 4 && name.substr(name.size() - 4) == ".sql" && migration_number(name) > 0) {
+      out.emplace_back(migration_number(name), sql);
+    }
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+constexpr size_t kMaxBatch = 512;
+constexpr size_t kReaderPool = 8;
+
+}  // namespace
+
+int latest_schema_version() {
+  auto all = migrations();
+  return all.empty() ? 0 : all.back().first;
+}
+
+Result<int> migrate(Database& db) {
+  int current = db.user_version();
+  if (current < 0) {
+    return make_error(ErrorKind::internal, "migration_failed", "cannot read PRAGMA user_version");
+  }
+  if (current > latest_schema_version()) {
+    return make_error(ErrorKind::internal, "schema_too_new",
+                      "database schema version " + std::to_string(current) +
+                          " is newer than this herald (" +
+                          std::to_string(latest_schema_version()) + "): upgrade herald");
+  }
+  for (const auto& [number, sql] : migrations()) {
+    if (number <= current) {
+      continue;
+    }
+    if (auto s = db.exec("BEGIN IMMEDIATE"); !s) {
+      return s.error();
+    }
+    auto s = db.exec(sql);
+    if (s) {
+      s = db.exec("PRAGMA user_version=" + std::to_string(number));
+    }
+    if (s) {
+      s = db.exec("COMMIT");
+    }
+    if (!s) {
+      (void)db.exec("ROLLBACK");
+      Error e = s.error();
+      e.message = "migration " + std::to_string(number) + " failed: " + e.message;
+      return e;
+    }
+    spdlog::info("database {}: applied migration {}", db.path(), number);
+    current = number;
+  }
+  return current;
+}
+
+struct Store::Impl {
+  struct Job {
+    WriteFn fn;
+    Done done;
+  };
+
+  std::string path;
+  std::unique_ptr<Database> writer;
+
+  std::mutex mutex;
+  std::condition_variable wake;
+  std::deque<Job> queue;
+  bool stopping = false;
+  std::thread thread;
+
+  std::mutex readers_mutex;
+  std::vector<std::unique_ptr<Database>> readers;
+
+  std::atomic<int64_t> commits{0};
+  std::atomic<int64_t> committed_writes{0};
+
+  void run() {
+    std::vector<Job> batch;
+    while (true) {
+      {
+        std::unique_lock lock(mutex);
+        wake.wait(lock, [&] { return stopping || !queue.empty(); });
+        if (queue.empty()) {
+          return;  // stopping, and everything queued has been written
+        }
+        while (!queue.empty() && batch.size() < kMaxBatch) {
+          batch.push_back(std::move(queue.front()));
+          queue.pop_front();
+        }
+      }
+      commit_batch(batch);
+      batch.clear();
+    }
+  }
+
+  // One transaction for the whole batch; each job in its own savepoint, so one job's failure
+  // leaves the others intact.
+  void commit_batch(std::vector<Job>& batch) {
+    std::vector<Status> results(batch.size());
+    Status begun = writer->exec("BEGIN IMMEDIATE");
+    if (!begun) {
+      for (auto& job : batch) {
+        job.done(begun.error());
+      }
+      return;
+    }
+    Repo repo(*writer);
+    int64_t ok_count = 0;
+    for (size_t i = 0; i < batch.size(); ++i) {
+      Status s = writer->exec("SAVEPOINT job");
+      if (s) {
+        s = batch[i].fn(repo);
+        if (s) {
+          s = writer->exec("RELEASE job");
+          ++ok_count;
+        } else {
+          (void)writer->exec("ROLLBACK TO job");
+          (void)writer->exec("RELEASE job");
+        }
+      }
+      results[i] = std::move(s);
+    }
+    Status committed = writer->exec("COMMIT");
+    if (!committed) {
+      (void)writer->exec("ROLLBACK");
+      Error e = committed.error();
+      e.kind = ErrorKind::unavailable;
+      e.code = "storage_unavailable";
+      spdlog::error("database commit failed: {}", e.message);
+      for (auto& job : batch) {
+        job.done(e);
+      }
+      return;
+    }
+    commits.fetch_add(1, std::memory_order_relaxed);
+    committed_writes.fetch_add(ok_count, std::memory_order_relaxed);
+    for (size_t i = 0; i < batch.size(); ++i) {
+      batch[i].done(std::move(results[i]));
+    }
+  }
+};
+
+Store::Store(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+Result<std::unique_ptr<Store>> Store::open(const std::string& path) {
+  auto impl = std::make_unique<Impl>();
+  impl->path = path;
+  auto writer = Database::open(path);
+  if (!writer) {
+    return writer.error();
+  }
+  impl->writer = std::move(*writer);
+  auto version = migrate(*impl->writer);
+  if (!version) {
+    return version.error();
+  }
+  std::unique_ptr<Store> store(new Store(std::move(impl)));
+  store->impl_->thread = std::thread([s = store->impl_.get()] { s->run(); });
+  return store;
+}
+
+Store::~Store() { stop(); }
+
+void Store::stop() {
+  {
+    std::lock_guard lock(impl_->mutex);
+    impl_->stopping = true;
+  }
+  impl_->wake.notify_all();
+  if (impl_->thread.joinable()) {
+    impl_->thread.join();
+  }
+}
+
+void Store::write(WriteFn fn, Done done) {
+  {
+    std::lock_guard lock(impl_->mutex);
+    if (impl_->stopping) {
+      done(make_error(ErrorKind::unavailable, "shutting_down", "herald is shutting down"));
+      return;
+    }
+    impl_->queue.push_back({std::move(fn), std::move(done)});
+  }
+  impl_->wake.notify_one();
+}
+
+Status Store::write_sync(WriteFn fn) {
+  std::promise<Status> promise;
+  auto future = promise.get_future();
+  write(std::move(fn), [&promise](Status s) { promise.set_value(std::move(s)); });
+  return future.get();
+}
+
+Result<std::unique_ptr<Database>> Store::acquire_reader() {
+  {
+    std::lock_guard lock(impl_->readers_mutex);
+    if (!impl_->readers.empty()) {
+      auto db = std::move(impl_->readers.back());
+      impl_->readers.pop_back();
+      return db;
+    }
+  }
+  return Database::open(impl_->path);
+}
+
+void Store::release_reader(std::unique_ptr<Database> db) {
+  std::lock_guard lock(impl_->readers_mutex);
+  if (impl_->readers.size() < kReaderPool) {
+    impl_->readers.push_back(std::move(db));
+  }
+}
+
+const std::string& Store::path() const { return impl_->path; }
+int64_t Store::commits() const { return impl_->commits.load(); }
+int64_t Store::committed_writes() const { return impl_->committed_writes.load(); }
+
+}  // namespace herald::store

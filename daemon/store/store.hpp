@@ -1,0 +1,78 @@
+// The store: one SQLite file in WAL mode, one writer thread that group-commits queued writes
+// (one fsync for many events, with synchronous=FULL), and pooled reader connections.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "daemon/core/result.hpp"
+#include "daemon/store/repo.hpp"
+
+namespace herald::store {
+
+// Applies the embedded migrations in schema/ in order, each in its own transaction, tracked by
+// PRAGMA user_version. Returns the schema version reached.
+Result<int> migrate(Database& db);
+// The number of the newest migration this binary carries.
+int latest_schema_version();
+
+class Store {
+ public:
+  using WriteFn = std::function<Status(Repo&)>;
+  using Done = std::function<void(Status)>;
+
+  // Opens (creating and migrating) the database and starts the writer thread.
+  static Result<std::unique_ptr<Store>> open(const std::string& path);
+  ~Store();
+  Store(const Store&) = delete;
+  Store& operator=(const Store&) = delete;
+
+  // Queues a write. It runs on the writer thread, in a savepoint inside a transaction shared
+  // with the other queued writes; `done` runs on the writer thread after COMMIT (or with the
+  // error: the write's own, or the commit's, as `unavailable`). Nothing is reported done before
+  // it is durable.
+  void write(WriteFn fn, Done done);
+  // Queues a write and waits for its commit.
+  Status write_sync(WriteFn fn);
+
+  // Runs `fn` on a pooled reader connection (a consistent snapshot for its duration).
+  template <class T>
+  Result<T> read(const std::function<Result<T>(Repo&)>& fn) {
+    auto conn = acquire_reader();
+    if (!conn) {
+      return conn.error();
+    }
+    Result<T> result = fn_with_snapshot<T>(**conn, fn);
+    release_reader(std::move(*conn));
+    return result;
+  }
+
+  const std::string& path() const;
+  // Group-commit statistics, for metrics and benchmarks.
+  int64_t commits() const;
+  int64_t committed_writes() const;
+
+  void stop();
+
+ private:
+  struct Impl;
+  explicit Store(std::unique_ptr<Impl> impl);
+  Result<std::unique_ptr<Database>> acquire_reader();
+  void release_reader(std::unique_ptr<Database> db);
+
+  template <class T>
+  static Result<T> fn_with_snapshot(Database& db, const std::function<Result<T>(Repo&)>& fn) {
+    if (auto s = db.exec("BEGIN"); !s) {
+      return s.error();
+    }
+    Repo repo(db);
+    Result<T> result = fn(repo);
+    (void)db.exec("COMMIT");
+    return result;
+  }
+
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace herald::store

@@ -1,0 +1,235 @@
+#include "daemon/store/store.hpp"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <filesystem>
+#include <thread>
+
+namespace herald::store {
+namespace {
+
+Timestamp at(int64_t seconds) { return Timestamp{Millis{seconds * 1000}}; }
+
+class StoreTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = std::filesystem::temp_directory_path() /
+           ("herald-store-" + std::to_string(::getpid()) + "-" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    std::filesystem::remove_all(dir_);
+    std::filesystem::create_directories(dir_);
+    auto s = Store::open((dir_ / "herald.db").string());
+    ASSERT_TRUE(s) << s.error().message;
+    store_ = std::move(*s);
+  }
+  void TearDown() override {
+    store_.reset();
+    std::filesystem::remove_all(dir_);
+  }
+
+  Status write(Store::WriteFn fn) { return store_->write_sync(std::move(fn)); }
+
+  std::filesystem::path dir_;
+  std::unique_ptr<Store> store_;
+};
+
+TEST_F(StoreTest, MigratesToLatestVersionInWalMode) {
+  auto db = Database::open(store_->path());
+  ASSERT_TRUE(db);
+  EXPECT_EQ((*db)->user_version(), latest_schema_version());
+  auto mode = (*db)->prepare("PRAGMA journal_mode");
+  ASSERT_TRUE(mode);
+  ASSERT_TRUE(*(*mode)->step());
+  EXPECT_EQ((*mode)->text(0), "wal");
+  // Migrating again is a no-op.
+  auto again = migrate(**db);
+  ASSERT_TRUE(again);
+  EXPECT_EQ(*again, latest_schema_version());
+}
+
+TEST_F(StoreTest, ClientsContactsRoundTrip) {
+  ASSERT_TRUE(write([](Repo& r) -> Status {
+    auto created = r.put_client(Client{"acme", "Acme Corp", "Europe/Berlin", "de"}, at(1));
+    if (!created) {
+      return created.error();
+    }
+    EXPECT_TRUE(*created);
+    Contact c;
+    c.client_id = "acme";
+    c.id = "dana";
+    c.name = "Dana Lee";
+    c.roles = {"legal", "executive"};
+    c.email = "dana@acme.example";
+    c.quiet_hours = QuietHours{22 * 60, 7 * 60};
+    c.channels = {"email", "sms"};
+    return r.put_contact(c, at(2)).ok() ? Status{} : Status{make_error(ErrorKind::internal, "", "")};
+  }));
+  auto contact = store_->read<std::optional<Contact>>(
+      [](Repo& r) { return r.contact("acme", "dana"); });
+  ASSERT_TRUE(contact);
+  ASSERT_TRUE(contact->has_value());
+  EXPECT_EQ((*contact)->roles, (std::vector<std::string>{"legal", "executive"}));
+  ASSERT_TRUE((*contact)->quiet_hours);
+  EXPECT_EQ((*contact)->quiet_hours->start_minute, 22 * 60);
+
+  // A deleted client disappears, and its contacts with it.
+  ASSERT_TRUE(write([](Repo& r) -> Status {
+    auto deleted = r.delete_client("acme", at(3));
+    EXPECT_TRUE(deleted && *deleted);
+    return {};
+  }));
+  auto gone = store_->read<std::optional<Client>>([](Repo& r) { return r.client("acme"); });
+  ASSERT_TRUE(gone);
+  EXPECT_FALSE(gone->has_value());
+}
+
+TEST_F(StoreTest, FailedWriteLeavesOthersInTheBatchIntact) {
+  std::atomic<int> done{0};
+  Status first, second;
+  store_->write([](Repo& r) { return r.set_meta("a", "1"); },
+                [&](Status s) { first = s; ++done; });
+  store_->write(
+      [](Repo& r) -> Status {
+        (void)r.set_meta("b", "2");
+        return make_error(ErrorKind::unprocessable, "nope", "rejected");
+      },
+      [&](Status s) { second = s; ++done; });
+  ASSERT_TRUE(write([](Repo&) { return Status{}; }));
+  EXPECT_EQ(done.load(), 2);
+  EXPECT_TRUE(first);
+  EXPECT_FALSE(second);
+  auto a = store_->read<std::optional<std::string>>([](Repo& r) { return r.meta("a"); });
+  auto b = store_->read<std::optional<std::string>>([](Repo& r) { return r.meta("b"); });
+  EXPECT_EQ(a->value_or(""), "1");
+  EXPECT_FALSE(b->has_value());  // rolled back to its savepoint
+}
+
+TEST_F(StoreTest, ConcurrentWritesShareCommits) {
+  constexpr int kThreads = 8, kPerThread = 50;
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kPerThread; ++i) {
+        std::string key = "k" + std::to_string(t) + "-" + std::to_string(i);
+        EXPECT_TRUE(write([key](Repo& r) { return r.set_meta(key, "v"); }));
+      }
+    });
+  }
+  for (auto& t : threads) {
+    t.join();
+  }
+  EXPECT_EQ(store_->committed_writes(), kThreads * kPerThread);
+  EXPECT_LE(store_->commits(), kThreads * kPerThread);
+}
+
+Message make_message(const std::string& id, Timestamp send_at) {
+  Message m;
+  m.id = id;
+  m.event_id = "evt";
+  m.client_id = "acme";
+  m.incident_id = "INC-1";
+  m.phase = Phase::containment;
+  m.rule_id = "r";
+  m.contact_id = "dana";
+  m.channel = "email";
+  m.created_at = send_at;
+  m.send_at = send_at;
+  return m;
+}
+
+TEST_F(StoreTest, ClaimsDueMessagesOnceAndRequeuesInterrupted) {
+  ASSERT_TRUE(write([](Repo& r) -> Status {
+    for (auto m : {make_message("m1", at(10)), make_message("m2", at(20)),
+                   make_message("m3", at(30))}) {
+      auto ins = r.insert_message(m);
+      if (!ins) {
+        return ins.error();
+      }
+    }
+    auto dup = r.insert_message(make_message("m1", at(10)));
+    EXPECT_TRUE(dup && !*dup);  // same id: never a second message
+    return {};
+  }));
+  std::vector<Message> claimed;
+  ASSERT_TRUE(write([&](Repo& r) -> Status {
+    auto c = r.claim_due(at(25), 10);
+    if (!c) {
+      return c.error();
+    }
+    claimed = *c;
+    return {};
+  }));
+  ASSERT_EQ(claimed.size(), 2u);
+  EXPECT_EQ(claimed[0].id, "m1");
+  EXPECT_EQ(claimed[0].attempts, 1);
+  EXPECT_EQ(claimed[0].status, MessageStatus::sending);
+  ASSERT_TRUE(write([&](Repo& r) -> Status {
+    auto again = r.claim_due(at(25), 10);
+    EXPECT_TRUE(again && again->empty());
+    auto n = r.requeue_interrupted(at(26));
+    EXPECT_TRUE(n && *n == 2);
+    return {};
+  }));
+  auto attempts = store_->read<std::vector<Attempt>>([](Repo& r) { return r.attempts("m1"); });
+  ASSERT_TRUE(attempts);
+  ASSERT_EQ(attempts->size(), 1u);
+  EXPECT_EQ((*attempts)[0].outcome, AttemptOutcome::retryable);
+  auto m1 = store_->read<std::optional<Message>>([](Repo& r) { return r.message("m1"); });
+  EXPECT_EQ((*m1)->status, MessageStatus::retrying);
+}
+
+TEST_F(StoreTest, MessagePagesWithFiltersAndCursor) {
+  ASSERT_TRUE(write([](Repo& r) -> Status {
+    for (int i = 0; i < 5; ++i) {
+      auto m = make_message("m" + std::to_string(i), at(i));
+      m.channel = i % 2 ? "sms" : "email";
+      (void)r.insert_message(m);
+    }
+    return {};
+  }));
+  MessageFilter f;
+  f.channel = "email";
+  f.limit = 2;
+  auto page = store_->read<MessagePage>([&](Repo& r) { return r.messages(f); });
+  ASSERT_TRUE(page);
+  ASSERT_EQ(page->items.size(), 2u);
+  ASSERT_TRUE(page->next_seq);
+  f.after_seq = *page->next_seq;
+  auto rest = store_->read<MessagePage>([&](Repo& r) { return r.messages(f); });
+  ASSERT_EQ(rest->items.size(), 1u);
+  EXPECT_EQ(rest->items[0].id, "m4");
+  EXPECT_FALSE(rest->next_seq);
+}
+
+TEST_F(StoreTest, AuditChainDetectsEdits) {
+  ASSERT_TRUE(write([](Repo& r) -> Status {
+    for (int i = 0; i < 3; ++i) {
+      if (auto s = r.audit("test", "ops", "acme", "s", "{\"i\":" + std::to_string(i) + "}", at(i));
+          !s) {
+        return s;
+      }
+    }
+    return {};
+  }));
+  auto ok = store_->read<AuditVerification>([](Repo& r) { return r.verify_audit(); });
+  ASSERT_TRUE(ok);
+  EXPECT_TRUE(ok->ok);
+  EXPECT_EQ(ok->records, 3);
+
+  // The triggers refuse edits...
+  auto db = Database::open(store_->path());
+  ASSERT_TRUE(db);
+  EXPECT_FALSE((*db)->exec("UPDATE audit SET data = '{}' WHERE seq = 2"));
+  EXPECT_FALSE((*db)->exec("DELETE FROM audit WHERE seq = 2"));
+  // ...and an edit that gets around them is detected.
+  ASSERT_TRUE((*db)->exec("DROP TRIGGER audit_no_update"));
+  ASSERT_TRUE((*db)->exec("UPDATE audit SET data = '{\"i\":9}' WHERE seq = 2"));
+  auto bad = store_->read<AuditVerification>([](Repo& r) { return r.verify_audit(); });
+  ASSERT_TRUE(bad);
+  EXPECT_FALSE(bad->ok);
+  EXPECT_EQ(bad->first_bad, 2);
+}
+
+}  // namespace
+}  // namespace herald::store
