@@ -67,8 +67,8 @@ struct Outcome {
 
 // A message ready to go: rendered text and where it goes.
 struct Outgoing {
-  std::string message_id;     // the idempotency key, identical on every retry
-  std::string channel;        // email, sms, chat, webhook
+  std::string message_id;  // the idempotency key, identical on every retry
+  std::string channel;     // email, sms, chat, webhook
   std::string endpoint_type;  // for chat: slack, teams, mattermost, discord, googlechat
   std::string subject;        // email
   std::string text;           // email text part, SMS body, chat text
@@ -78,7 +78,7 @@ struct Outgoing {
   std::string recipient_name;
   std::string url;                   // chat or webhook endpoint URL
   std::vector<std::string> secrets;  // webhook signing secrets ("whsec_...")
-  std::string thread_key;            // the same for every message of one incident (email threading)
+  std::string thread_key;  // the same for every message of one incident (email threading)
   Timestamp now{};
 };
 
