@@ -1,0 +1,329 @@
+#include "daemon/api/api.hpp"
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+
+#include "daemon/api/context.hpp"
+#include "daemon/core/crypto.hpp"
+#include "daemon/ingest/ingest.hpp"
+
+namespace herald::api {
+
+int status_of(ErrorKind kind) {
+  switch (kind) {
+    case ErrorKind::invalid: return 400;
+    case ErrorKind::unauthorized: return 401;
+    case ErrorKind::forbidden: return 403;
+    case ErrorKind::not_found: return 404;
+    case ErrorKind::conflict: return 409;
+    case ErrorKind::too_large: return 413;
+    case ErrorKind::unprocessable: return 422;
+    case ErrorKind::unavailable: return 503;
+    case ErrorKind::internal: return 500;
+  }
+  return 500;
+}
+
+http::Response json_response(int status, const json& body) {
+  http::Response r;
+  r.status = status;
+  r.body = body.dump(-1, ' ', false, json::error_handler_t::replace);
+  r.body += '\n';
+  return r;
+}
+
+http::Response error_response(const Error& e) {
+  json err{{"code", e.code.empty() ? "error" : e.code}, {"message", e.message}};
+  if (!e.field.empty()) {
+    err["field"] = e.field;
+  }
+  auto r = json_response(status_of(e.kind), json{{"error", err}});
+  if (e.kind == ErrorKind::unavailable) {
+    r.headers.emplace_back("Retry-After", "1");
+  }
+  if (e.kind == ErrorKind::unauthorized) {
+    r.headers.emplace_back("WWW-Authenticate", "Bearer realm=\"herald\"");
+  }
+  return r;
+}
+
+Result<json> parse_body(const http::Request& request) {
+  if (request.body.empty()) {
+    return make_error(ErrorKind::invalid, "malformed_json", "the request body is empty: send JSON");
+  }
+  try {
+    return json::parse(request.body);
+  } catch (const json::parse_error& e) {
+    return make_error(ErrorKind::invalid, "malformed_json",
+                      fmt::format("the body is not valid JSON (byte {}): {}", e.byte,
+                                  std::string(e.what()).substr(std::string(e.what()).find(':') + 2)));
+  }
+}
+
+json time_json(const std::optional<Timestamp>& t) {
+  return t ? json(format_rfc3339(*t)) : json(nullptr);
+}
+
+namespace {
+
+enum class Scope { none, ingest, admin, admin_read, audit };
+
+using Handler = void (*)(Services&, const Call&, const http::Responder&);
+
+struct Route {
+  std::string method;
+  std::vector<std::string> segments;  // "{name}" captures
+  Scope scope;
+  Handler handler;
+};
+
+std::vector<std::string> split_path(std::string_view path) {
+  std::vector<std::string> out;
+  size_t pos = 0;
+  while (pos < path.size()) {
+    if (path[pos] == '/') {
+      ++pos;
+      continue;
+    }
+    size_t end = path.find('/', pos);
+    if (end == std::string_view::npos) {
+      end = path.size();
+    }
+    out.emplace_back(path.substr(pos, end - pos));
+    pos = end;
+  }
+  return out;
+}
+
+Route route(std::string method, std::string_view pattern, Scope scope, Handler handler) {
+  return Route{std::move(method), split_path(pattern), scope, handler};
+}
+
+bool match(const Route& r, const std::vector<std::string>& segments,
+           std::unordered_map<std::string, std::string>& params) {
+  if (r.segments.size() != segments.size()) {
+    return false;
+  }
+  params.clear();
+  for (size_t i = 0; i < segments.size(); ++i) {
+    const auto& want = r.segments[i];
+    if (want.size() > 2 && want.front() == '{' && want.back() == '}') {
+      params[want.substr(1, want.size() - 2)] = segments[i];
+    } else if (want != segments[i]) {
+      return false;
+    }
+  }
+  return true;
+}
+
+bool has_scope(const Token& token, std::string_view scope) {
+  return std::find(token.scopes.begin(), token.scopes.end(), scope) != token.scopes.end();
+}
+
+bool allows(const Token& token, Scope scope) {
+  switch (scope) {
+    case Scope::none: return true;
+    case Scope::ingest: return has_scope(token, "ingest");
+    case Scope::admin: return has_scope(token, "admin");
+    case Scope::admin_read: return has_scope(token, "admin") || has_scope(token, "audit");
+    case Scope::audit: return has_scope(token, "audit");
+  }
+  return false;
+}
+
+std::string_view scope_name(Scope scope) {
+  switch (scope) {
+    case Scope::ingest: return "ingest";
+    case Scope::admin: return "admin";
+    case Scope::admin_read: return "admin or audit";
+    case Scope::audit: return "audit";
+    case Scope::none: break;
+  }
+  return "none";
+}
+
+void healthz(Services&, const Call&, const http::Responder& respond) {
+  respond(json_response(200, json{{"status", "ok"}}));
+}
+
+void readyz(Services& s, const Call&, const http::Responder& respond) {
+  // Ready means an event could be accepted now: a real write through the writer, committed.
+  auto now = s.clock.now();
+  Status written = s.store.write_sync(
+      [now](store::Repo& repo) { return repo.set_meta("ready_check_at", format_rfc3339(now)); });
+  if (!written) {
+    respond(json_response(503, json{{"status", "unavailable"},
+                                    {"reason", "database not writable: " +
+                                                   written.error().message}}));
+    return;
+  }
+  respond(json_response(200, json{{"status", "ready"}}));
+}
+
+void metrics(Services& s, const Call&, const http::Responder& respond) {
+  http::Response r;
+  r.content_type = "text/plain; version=0.0.4; charset=utf-8";
+  r.body = render_metrics(s);
+  respond(std::move(r));
+}
+
+void version(Services& s, const Call&, const http::Responder& respond) {
+  respond(json_response(200, json{{"name", "herald"}, {"version", s.version}}));
+}
+
+}  // namespace
+
+std::string render_metrics(Services& s) {
+  auto now = s.clock.now();
+  auto counts = s.store.read<std::vector<store::StatusCount>>(
+      [](store::Repo& r) { return r.message_counts(); });
+  auto depth = s.store.read<int64_t>([now](store::Repo& r) { return r.queue_depth(now); });
+  s.metrics.reset("herald_messages");
+  if (counts) {
+    for (const auto& c : *counts) {
+      s.metrics.set("herald_messages",
+                    fmt::format("channel=\"{}\",status=\"{}\"", Metrics::label(c.channel),
+                                Metrics::label(c.status)),
+                    static_cast<double>(c.count));
+    }
+  }
+  if (depth) {
+    s.metrics.set("herald_queue_depth", "", static_cast<double>(*depth));
+  }
+  s.metrics.set("herald_store_commits_total", "", static_cast<double>(s.store.commits()));
+  s.metrics.set("herald_store_committed_writes_total", "",
+                static_cast<double>(s.store.committed_writes()));
+  return s.metrics.render();
+}
+
+struct Api::Impl {
+  ApiOptions options;
+  Services services;
+  std::vector<Route> routes;
+};
+
+Api::Api(ApiOptions options, store::Store& store, ingest::Ingestor& ingestor, const Clock& clock,
+         Metrics& metrics_registry, std::function<void()> wake_dispatcher)
+    : impl_(std::make_unique<Impl>(Impl{
+          options,
+          Services{store, ingestor, clock, metrics_registry, std::move(wake_dispatcher),
+                   options.public_url, options.version},
+          {}})) {
+  auto& m = metrics_registry;
+  m.describe("herald_http_requests_total", "counter", "HTTP requests by route and status.");
+  m.describe("herald_http_auth_failures_total", "counter",
+             "Requests refused for a missing or unknown token (401) or a missing scope (403).");
+  m.describe("herald_messages", "gauge", "Messages by channel and status.");
+  m.describe("herald_queue_depth", "gauge", "Messages due now and not yet sent.");
+  m.describe("herald_store_commits_total", "counter", "Database commits (group commits).");
+  m.describe("herald_store_committed_writes_total", "counter",
+             "Writes committed; divided by commits, the group-commit batch size.");
+
+  impl_->routes = {
+      route("GET", "/healthz", Scope::none, healthz),
+      route("GET", "/readyz", Scope::none, readyz),
+      route("GET", "/metrics", Scope::none, metrics),
+      route("GET", "/v1/version", Scope::none, version),
+      route("POST", "/v1/events", Scope::ingest, post_event),
+      route("GET", "/v1/clients", Scope::admin_read, get_clients),
+      route("PUT", "/v1/clients/{client}", Scope::admin, put_client),
+      route("GET", "/v1/clients/{client}", Scope::admin_read, get_client),
+      route("DELETE", "/v1/clients/{client}", Scope::admin, delete_client),
+      route("GET", "/v1/clients/{client}/contacts", Scope::admin_read, get_contacts),
+      route("PUT", "/v1/clients/{client}/contacts/{contact}", Scope::admin, put_contact),
+      route("GET", "/v1/clients/{client}/contacts/{contact}", Scope::admin_read, get_contact),
+      route("DELETE", "/v1/clients/{client}/contacts/{contact}", Scope::admin, delete_contact),
+      route("GET", "/v1/clients/{client}/endpoints", Scope::admin_read, get_endpoints),
+      route("PUT", "/v1/clients/{client}/endpoints/{endpoint}", Scope::admin, put_endpoint),
+      route("GET", "/v1/clients/{client}/endpoints/{endpoint}", Scope::admin_read, get_endpoint),
+      route("DELETE", "/v1/clients/{client}/endpoints/{endpoint}", Scope::admin,
+            delete_endpoint),
+      route("PUT", "/v1/clients/{client}/plan", Scope::admin, put_plan),
+      route("GET", "/v1/clients/{client}/plan", Scope::admin_read, get_plan),
+      route("POST", "/v1/clients/{client}/plan/preview", Scope::admin_read, preview_plan),
+      route("GET", "/v1/deliveries", Scope::audit, list_deliveries),
+      route("GET", "/v1/deliveries/{id}", Scope::audit, get_delivery),
+      route("POST", "/v1/deliveries/{id}/retry", Scope::admin, retry_delivery),
+      route("GET", "/v1/incidents/{incident}", Scope::audit, get_incident),
+      route("GET", "/v1/audit", Scope::audit, list_audit),
+      route("GET", "/v1/audit/verify", Scope::audit, verify_audit),
+  };
+}
+
+Api::~Api() = default;
+
+void Api::handle(http::Request&& request, http::Responder respond) {
+  auto& s = impl_->services;
+  auto segments = split_path(request.path);
+  std::unordered_map<std::string, std::string> params;
+  const Route* found = nullptr;
+  std::vector<std::string> allowed_methods;
+  for (const auto& r : impl_->routes) {
+    if (match(r, segments, params)) {
+      std::string method = request.method == "HEAD" ? "GET" : request.method;
+      if (r.method == method) {
+        found = &r;
+        break;
+      }
+      allowed_methods.push_back(r.method);
+    }
+  }
+  // The route pattern, not the raw path, labels metrics: ids would explode the series count.
+  auto counted = [&s, respond, label = found ? fmt::format("{}", fmt::join(found->segments, "/"))
+                                             : std::string("unmatched")](http::Response r) {
+    s.metrics.add("herald_http_requests_total",
+                  fmt::format("route=\"/{}\",code=\"{}\"", Metrics::label(label), r.status));
+    respond(std::move(r));
+  };
+  if (!found) {
+    if (!allowed_methods.empty()) {
+      auto r = error_response(make_error(
+          ErrorKind::invalid, "method_not_allowed",
+          fmt::format("{} is not allowed on {}: use {}", request.method, request.path,
+                      fmt::join(allowed_methods, ", "))));
+      r.status = 405;
+      r.headers.emplace_back("Allow", fmt::format("{}", fmt::join(allowed_methods, ", ")));
+      counted(std::move(r));
+      return;
+    }
+    counted(error_response(make_error(ErrorKind::not_found, "not_found",
+                                      fmt::format("no such endpoint: {}", request.path))));
+    return;
+  }
+
+  Call call{request, std::move(params), {}};
+  if (found->scope != Scope::none) {
+    auto auth = request.header("authorization");
+    const Token* token = nullptr;
+    if (auth && auth->size() > 7 && (auth->rfind("Bearer ", 0) == 0 || auth->rfind("bearer ", 0) == 0)) {
+      std::string digest = sha256_hex(auth->substr(7));
+      for (const auto& t : impl_->options.tokens) {
+        // Every token is compared, in constant time, so timing tells nothing of which matched.
+        if (constant_time_equal(digest, t.sha256)) {
+          token = &t;
+        }
+      }
+    }
+    if (!token) {
+      s.metrics.add("herald_http_auth_failures_total", "code=\"401\"");
+      counted(error_response(make_error(
+          ErrorKind::unauthorized, "unauthorized",
+          auth ? "unknown token" : "missing Authorization: Bearer TOKEN header")));
+      return;
+    }
+    if (!allows(*token, found->scope)) {
+      s.metrics.add("herald_http_auth_failures_total", "code=\"403\"");
+      counted(error_response(
+          make_error(ErrorKind::forbidden, "forbidden",
+                     fmt::format("token \"{}\" lacks the scope this needs: {}", token->name,
+                                 scope_name(found->scope)))));
+      return;
+    }
+    call.actor = token->name;
+  }
+  found->handler(s, call, counted);
+}
+
+}  // namespace herald::api

@@ -1,0 +1,77 @@
+// Internal to the API: the request context handlers share, and JSON helpers.
+#pragma once
+
+#include <nlohmann/json.hpp>
+#include <string>
+#include <unordered_map>
+
+#include "daemon/core/domain.hpp"
+#include "daemon/core/metrics.hpp"
+#include "daemon/core/result.hpp"
+#include "daemon/http/server.hpp"
+#include "daemon/store/store.hpp"
+
+namespace herald::ingest {
+class Ingestor;
+}
+
+namespace herald::api {
+
+using nlohmann::json;
+
+struct Services {
+  store::Store& store;
+  ingest::Ingestor& ingestor;
+  const Clock& clock;
+  Metrics& metrics;
+  std::function<void()> wake_dispatcher;
+  std::string public_url;
+  std::string version;
+};
+
+struct Call {
+  const http::Request& request;
+  std::unordered_map<std::string, std::string> params;  // from the route's {placeholders}
+  std::string actor;                                     // the token's name
+  const std::string& param(const std::string& name) const { return params.at(name); }
+};
+
+http::Response json_response(int status, const json& body);
+http::Response error_response(const Error& error);
+int status_of(ErrorKind kind);
+// Parses the request body as JSON; malformed → 400 "malformed_json" naming the position.
+Result<json> parse_body(const http::Request& request);
+
+std::string rfc3339_or_null_text(const std::optional<Timestamp>& t);
+json time_json(const std::optional<Timestamp>& t);
+
+// Admin (daemon/api/admin.cpp)
+void put_client(Services& s, const Call& c, const http::Responder& respond);
+void get_clients(Services& s, const Call& c, const http::Responder& respond);
+void get_client(Services& s, const Call& c, const http::Responder& respond);
+void delete_client(Services& s, const Call& c, const http::Responder& respond);
+void put_contact(Services& s, const Call& c, const http::Responder& respond);
+void get_contacts(Services& s, const Call& c, const http::Responder& respond);
+void get_contact(Services& s, const Call& c, const http::Responder& respond);
+void delete_contact(Services& s, const Call& c, const http::Responder& respond);
+void put_endpoint(Services& s, const Call& c, const http::Responder& respond);
+void get_endpoints(Services& s, const Call& c, const http::Responder& respond);
+void get_endpoint(Services& s, const Call& c, const http::Responder& respond);
+void delete_endpoint(Services& s, const Call& c, const http::Responder& respond);
+void put_plan(Services& s, const Call& c, const http::Responder& respond);
+void get_plan(Services& s, const Call& c, const http::Responder& respond);
+void preview_plan(Services& s, const Call& c, const http::Responder& respond);
+
+// Audit and deliveries (daemon/api/deliveries.cpp)
+void post_event(Services& s, const Call& c, const http::Responder& respond);
+void list_deliveries(Services& s, const Call& c, const http::Responder& respond);
+void get_delivery(Services& s, const Call& c, const http::Responder& respond);
+void retry_delivery(Services& s, const Call& c, const http::Responder& respond);
+void get_incident(Services& s, const Call& c, const http::Responder& respond);
+void list_audit(Services& s, const Call& c, const http::Responder& respond);
+void verify_audit(Services& s, const Call& c, const http::Responder& respond);
+
+// Operations (daemon/api/api.cpp)
+std::string render_metrics(Services& s);
+
+}  // namespace herald::api

@@ -1,0 +1,372 @@
+// Ingest, the delivery log, incident timelines and the audit trail.
+#include <fmt/format.h>
+
+#include "daemon/api/context.hpp"
+#include "daemon/ingest/ingest.hpp"
+
+namespace herald::api {
+namespace {
+
+constexpr int kDefaultLimit = 50;
+constexpr int kMaxLimit = 500;
+
+json message_json(const Message& m) {
+  return json{{"id", m.id},
+              {"event_id", m.event_id},
+              {"client", m.client_id},
+              {"incident", m.incident_id},
+              {"phase", std::string(to_string(m.phase))},
+              {"rule", m.rule_id},
+              {"contact", m.contact_id.empty() ? json(nullptr) : json(m.contact_id)},
+              {"endpoint", m.endpoint_id.empty() ? json(nullptr) : json(m.endpoint_id)},
+              {"role", m.role.empty() ? json(nullptr) : json(m.role)},
+              {"channel", m.channel},
+              {"status", std::string(to_string(m.status))},
+              {"attempts", m.attempts},
+              {"update_number", m.update_number},
+              {"created_at", format_rfc3339(m.created_at)},
+              {"send_at", format_rfc3339(m.send_at)},
+              {"delivered_at", time_json(m.delivered_at)},
+              {"last_error", m.last_error.empty() ? json(nullptr) : json(m.last_error)}};
+}
+
+json attempt_json(const Attempt& a) {
+  return json{{"number", a.number},
+              {"started_at", format_rfc3339(a.started_at)},
+              {"duration_ms", a.duration.count()},
+              {"outcome", std::string(to_string(a.outcome))},
+              {"status_code", a.status_code == 0 ? json(nullptr) : json(a.status_code)},
+              {"error", a.error.empty() ? json(nullptr) : json(a.error)}};
+}
+
+Error bad_parameter(const std::string& name, const std::string& message) {
+  return make_error(ErrorKind::invalid, "invalid_parameter", message, name);
+}
+
+Result<int> limit_param(const http::Request& r) {
+  auto text = r.query_param("limit");
+  if (!text || text->empty()) {
+    return kDefaultLimit;
+  }
+  int value = 0;
+  for (char ch : *text) {
+    if (ch < '0' || ch > '9' || value > kMaxLimit) {
+      return bad_parameter("limit", fmt::format("limit must be 1 to {}", kMaxLimit));
+    }
+    value = value * 10 + (ch - '0');
+  }
+  if (value < 1 || value > kMaxLimit) {
+    return bad_parameter("limit", fmt::format("limit must be 1 to {}", kMaxLimit));
+  }
+  return value;
+}
+
+Result<int64_t> cursor_param(const http::Request& r) {
+  auto text = r.query_param("cursor");
+  if (!text || text->empty()) {
+    return int64_t{0};
+  }
+  int64_t value = 0;
+  for (char ch : *text) {
+    if (ch < '0' || ch > '9' || value > (int64_t{1} << 50)) {
+      return bad_parameter("cursor", "cursor is not one this server gave out");
+    }
+    value = value * 10 + (ch - '0');
+  }
+  return value;
+}
+
+Result<std::optional<Timestamp>> time_param(const http::Request& r, const std::string& name) {
+  auto text = r.query_param(name);
+  if (!text || text->empty()) {
+    return std::optional<Timestamp>{};
+  }
+  auto t = parse_rfc3339(*text);
+  if (!t) {
+    return bad_parameter(name, fmt::format("{} must be an RFC 3339 time like "
+                                           "2026-12-04T10:00:00Z",
+                                           name));
+  }
+  return std::optional<Timestamp>(*t);
+}
+
+}  // namespace
+
+void post_event(Services& s, const Call& c, const http::Responder& respond) {
+  auto body = parse_body(c.request);
+  if (!body) {
+    respond(error_response(body.error()));
+    return;
+  }
+  auto event = ingest::parse_event(*body);
+  if (!event) {
+    respond(error_response(event.error()));
+    return;
+  }
+  event->source = "api";
+  event->token_name = c.actor;
+  s.metrics.describe("herald_events_total", "counter", "Events received, by outcome.");
+  s.ingestor.ingest(std::move(*event), [&s, respond](Result<ingest::IngestResult> r) {
+    if (!r) {
+      s.metrics.add("herald_events_total",
+                    fmt::format("outcome=\"{}\"", Metrics::label(r.error().code)));
+      respond(error_response(r.error()));
+      return;
+    }
+    s.metrics.add("herald_events_total",
+                  r->duplicate ? "outcome=\"duplicate\"" : "outcome=\"accepted\"");
+    json body{{"event_id", r->event_id},
+              {"incident", r->incident_id},
+              {"messages", r->messages},
+              {"duplicate", r->duplicate}};
+    if (!r->applied) {
+      body["out_of_order"] = true;
+    }
+    respond(json_response(r->duplicate ? 200 : 202, body));
+  });
+}
+
+void list_deliveries(Services& s, const Call& c, const http::Responder& respond) {
+  const auto& q = c.request;
+  store::MessageFilter f;
+  f.client_id = q.query_param("client").value_or("");
+  f.incident_id = q.query_param("incident").value_or("");
+  f.channel = q.query_param("channel").value_or("");
+  if (auto status = q.query_param("status"); status && !status->empty()) {
+    f.status = parse_message_status(*status);
+    if (!f.status) {
+      respond(error_response(bad_parameter(
+          "status", fmt::format("unknown status \"{}\" (scheduled, sending, retrying, delivered, "
+                                "failed, cancelled)",
+                                *status))));
+      return;
+    }
+  }
+  auto limit = limit_param(q);
+  auto cursor = cursor_param(q);
+  auto since = time_param(q, "since");
+  auto until = time_param(q, "until");
+  if (!limit || !cursor || !since || !until) {
+    respond(error_response(!limit    ? limit.error()
+                           : !cursor ? cursor.error()
+                           : !since  ? since.error()
+                                     : until.error()));
+    return;
+  }
+  f.limit = *limit;
+  f.after_seq = *cursor;
+  f.since = *since;
+  f.until = *until;
+  auto page = s.store.read<store::MessagePage>([&f](store::Repo& r) { return r.messages(f); });
+  if (!page) {
+    respond(error_response(page.error()));
+    return;
+  }
+  json items = json::array();
+  for (const auto& m : page->items) {
+    items.push_back(message_json(m));
+  }
+  respond(json_response(200, json{{"items", items},
+                                  {"next_cursor", page->next_seq
+                                                      ? json(std::to_string(*page->next_seq))
+                                                      : json(nullptr)}}));
+}
+
+void get_delivery(Services& s, const Call& c, const http::Responder& respond) {
+  const auto& id = c.param("id");
+  auto r = s.store.read<json>([&id](store::Repo& repo) -> Result<json> {
+    auto m = repo.message(id);
+    if (!m) {
+      return m.error();
+    }
+    if (!m->has_value()) {
+      return make_error(ErrorKind::not_found, "not_found",
+                        fmt::format("no delivery \"{}\"", id));
+    }
+    auto attempts = repo.attempts(id);
+    if (!attempts) {
+      return attempts.error();
+    }
+    auto content = repo.content(id);
+    if (!content) {
+      return content.error();
+    }
+    json j = message_json(**m);
+    json list = json::array();
+    for (const auto& a : *attempts) {
+      list.push_back(attempt_json(a));
+    }
+    j["attempts_log"] = list;
+    if (content->has_value()) {
+      j["content"] = json{{"address", (*content)->address.empty()
+                                          ? json(nullptr)
+                                          : json((*content)->address)},
+                          {"subject", (*content)->subject},
+                          {"body", (*content)->body},
+                          {"sha256", (*content)->content_hash}};
+    }
+    return j;
+  });
+  respond(r ? json_response(200, *r) : error_response(r.error()));
+}
+
+void retry_delivery(Services& s, const Call& c, const http::Responder& respond) {
+  const auto& id = c.param("id");
+  auto now = s.clock.now();
+  auto item = std::make_shared<json>();
+  s.store.write(
+      [id, now, actor = c.actor, item](store::Repo& repo) -> Status {
+        auto m = repo.message(id);
+        if (!m) {
+          return m.error();
+        }
+        if (!m->has_value()) {
+          return make_error(ErrorKind::not_found, "not_found",
+                            fmt::format("no delivery \"{}\"", id));
+        }
+        if ((*m)->status != MessageStatus::failed) {
+          return make_error(ErrorKind::conflict, "not_failed",
+                            fmt::format("delivery \"{}\" is {}: only failed deliveries can be "
+                                        "retried",
+                                        id, to_string((*m)->status)));
+        }
+        if (auto st = repo.finish_attempt(id, MessageStatus::retrying, now, std::nullopt,
+                                          (*m)->last_error);
+            !st) {
+          return st;
+        }
+        Message updated = **m;
+        updated.status = MessageStatus::retrying;
+        updated.send_at = now;
+        *item = message_json(updated);
+        return repo.audit("delivery.retry", actor, updated.client_id, id,
+                          json{{"message", id}, {"previous_status", "failed"}}.dump(), now);
+      },
+      [&s, respond, item](Status st) {
+        if (!st) {
+          respond(error_response(st.error()));
+          return;
+        }
+        if (s.wake_dispatcher) {
+          s.wake_dispatcher();
+        }
+        respond(json_response(202, *item));
+      });
+}
+
+void get_incident(Services& s, const Call& c, const http::Responder& respond) {
+  const auto& incident_id = c.param("incident");
+  auto client_id = c.request.query_param("client").value_or("");
+  if (client_id.empty()) {
+    respond(error_response(make_error(ErrorKind::invalid, "missing_parameter",
+                                      "client is required: ?client=CLIENT", "client")));
+    return;
+  }
+  auto r = s.store.read<json>([&](store::Repo& repo) -> Result<json> {
+    auto incident = repo.incident(client_id, incident_id);
+    if (!incident) {
+      return incident.error();
+    }
+    if (!incident->has_value()) {
+      return make_error(ErrorKind::not_found, "not_found",
+                        fmt::format("client \"{}\" has no incident \"{}\"", client_id,
+                                    incident_id));
+    }
+    const Incident& i = **incident;
+    auto events = repo.incident_events(client_id, incident_id);
+    if (!events) {
+      return events.error();
+    }
+    store::MessageFilter f;
+    f.client_id = client_id;
+    f.incident_id = incident_id;
+    f.limit = 10'000;
+    auto messages = repo.messages(f);
+    if (!messages) {
+      return messages.error();
+    }
+    json timeline = json::array();
+    for (const auto& e : *events) {
+      timeline.push_back(json{{"type", "event"},
+                              {"at", format_rfc3339(e.event.occurred_at)},
+                              {"received_at", format_rfc3339(e.event.received_at)},
+                              {"event_id", e.event.event_id},
+                              {"phase", std::string(to_string(e.event.phase))},
+                              {"severity", std::string(to_string(e.event.severity))},
+                              {"summary", e.event.summary},
+                              {"applied", e.applied},
+                              {"messages", e.messages},
+                              {"source", e.event.source}});
+    }
+    json list = json::array();
+    for (const auto& m : messages->items) {
+      list.push_back(message_json(m));
+    }
+    return json{{"client", i.client_id},
+                {"id", i.id},
+                {"title", i.title},
+                {"severity", std::string(to_string(i.severity))},
+                {"phase", std::string(to_string(i.phase))},
+                {"previous_phase", i.previous_phase ? json(std::string(to_string(*i.previous_phase)))
+                                                    : json(nullptr)},
+                {"drill", i.drill},
+                {"opened_at", format_rfc3339(i.opened_at)},
+                {"phase_since", format_rfc3339(i.phase_since)},
+                {"updated_at", format_rfc3339(i.updated_at)},
+                {"timeline", timeline},
+                {"messages", list}};
+  });
+  respond(r ? json_response(200, *r) : error_response(r.error()));
+}
+
+void list_audit(Services& s, const Call& c, const http::Responder& respond) {
+  auto limit = limit_param(c.request);
+  auto cursor = cursor_param(c.request);
+  if (!limit || !cursor) {
+    respond(error_response(!limit ? limit.error() : cursor.error()));
+    return;
+  }
+  auto kind = c.request.query_param("kind").value_or("");
+  auto records = s.store.read<std::vector<store::AuditRecord>>(
+      [&](store::Repo& r) { return r.audit_records(*cursor, *limit + 1, kind); });
+  if (!records) {
+    respond(error_response(records.error()));
+    return;
+  }
+  json items = json::array();
+  std::optional<int64_t> next;
+  for (size_t i = 0; i < records->size() && static_cast<int>(i) < *limit; ++i) {
+    const auto& a = (*records)[i];
+    items.push_back(json{{"seq", a.seq},
+                         {"at", format_rfc3339(a.at)},
+                         {"kind", a.kind},
+                         {"actor", a.actor},
+                         {"client", a.client_id},
+                         {"subject", a.subject},
+                         {"data", json::parse(a.data, nullptr, false)},
+                         {"hash", a.hash}});
+    next = a.seq;
+  }
+  if (static_cast<int>(records->size()) <= *limit) {
+    next.reset();
+  }
+  respond(json_response(
+      200, json{{"items", items},
+                {"next_cursor", next ? json(std::to_string(*next)) : json(nullptr)}}));
+}
+
+void verify_audit(Services& s, const Call&, const http::Responder& respond) {
+  auto v = s.store.read<store::AuditVerification>([](store::Repo& r) { return r.verify_audit(); });
+  if (!v) {
+    respond(error_response(v.error()));
+    return;
+  }
+  json j{{"ok", v->ok}, {"records", v->records}};
+  if (!v->ok) {
+    j["first_bad"] = *v->first_bad;
+    j["reason"] = v->reason;
+  }
+  respond(json_response(200, j));
+}
+
+}  // namespace herald::api
