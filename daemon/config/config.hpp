@@ -16,8 +16,6 @@
 
 namespace herald::config {
 
-using namespace std::chrono_literals;
-
 struct TokenConfig {
   std::string name;
   std::string sha256;  // lowercase hex of sha256(token)
@@ -63,8 +61,8 @@ struct NatsConfig {
 struct DeliveryConfig {
   int concurrency = 16;
   Millis attempt_timeout{30'000};
-  Millis retry_horizon{24h};
-  Millis max_backoff{1h};
+  Millis retry_horizon{std::chrono::hours(24)};
+  Millis max_backoff{std::chrono::hours(1)};
 };
 
 struct LogConfig {

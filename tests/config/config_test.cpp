@@ -7,6 +7,8 @@
 namespace herald::config {
 namespace {
 
+using namespace std::chrono_literals;
+
 Getenv no_env() {
   return [](const std::string&) -> std::optional<std::string> { return std::nullopt; };
 }
