@@ -1,0 +1,129 @@
+#include "daemon/cli/cli.hpp"
+
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+
+#include <iostream>
+
+#include "daemon/cli/serve.hpp"
+#include "daemon/config/config.hpp"
+#include "daemon/store/store.hpp"
+
+#ifndef HERALD_VERSION
+#define HERALD_VERSION "dev"
+#endif
+
+namespace herald::cli {
+namespace {
+
+int check_config(const std::string& path) {
+  auto cfg = config::load_config_file(path);
+  if (!cfg) {
+    std::cerr << cfg.error().message << "\n";
+    return 1;
+  }
+  std::cout << fmt::format("{}: ok (listen {}:{}, database {}, {} token(s), email {}, sms {})\n",
+                           path, cfg->server.host, cfg->server.port, cfg->storage.database,
+                           cfg->tokens.size(), cfg->smtp ? "on" : "off",
+                           cfg->sms ? "on" : "off");
+  return 0;
+}
+
+int migrate(const std::string& path) {
+  auto db = store::Database::open(path);
+  if (!db) {
+    std::cerr << "herald migrate: " << db.error().message << "\n";
+    return 1;
+  }
+  int before = (*db)->user_version();
+  auto version = store::migrate(**db);
+  if (!version) {
+    std::cerr << "herald migrate: " << version.error().message << "\n";
+    return 1;
+  }
+  std::cout << fmt::format("{}: schema version {} (was {})\n", path, *version, before);
+  return 0;
+}
+
+int audit_verify(const std::string& path) {
+  auto db = store::Database::open(path, /*read_only=*/true);
+  if (!db) {
+    std::cerr << "herald audit verify: " << db.error().message << "\n";
+    return 1;
+  }
+  store::Repo repo(**db);
+  auto v = repo.verify_audit();
+  if (!v) {
+    std::cerr << "herald audit verify: " << v.error().message << "\n";
+    return 1;
+  }
+  if (!v->ok) {
+    std::cout << fmt::format("{}: audit chain BROKEN at record {}: {} ({} records read)\n", path,
+                             *v->first_bad, v->reason, v->records);
+    return 1;
+  }
+  std::cout << fmt::format("{}: audit chain ok ({} records)\n", path, v->records);
+  return 0;
+}
+
+}  // namespace
+
+int run(int argc, char** argv) {
+  CLI::App app{
+      "Herald keeps everyone affected by a security incident informed, at every phase.\n"
+      "It receives phase-change events, resolves each client's communication plan, and\n"
+      "delivers the messages by email, SMS, chat and signed webhooks, recording every step.\n"
+      "Documentation: docs/ (configuration.md, api.md, operations.md).",
+      "herald"};
+  app.set_version_flag("--version", std::string("herald ") + HERALD_VERSION);
+  app.require_subcommand(1);
+
+  std::string config_path;
+  auto* serve_cmd = app.add_subcommand(
+      "serve", "Run the daemon in the foreground (systemd Type=notify aware).\n"
+               "Example: herald serve --config /etc/herald/herald.toml");
+  serve_cmd->add_option("--config,-c", config_path, "the configuration file (TOML)")
+      ->required()
+      ->check(CLI::ExistingFile);
+
+  std::string check_path;
+  auto* check_cmd = app.add_subcommand(
+      "check-config", "Validate a configuration file: exit 0, or print what is wrong and exit 1.\n"
+                      "Example: herald check-config --config examples/herald.toml");
+  check_cmd->add_option("--config,-c", check_path, "the configuration file (TOML)")->required();
+
+  std::string migrate_path;
+  auto* migrate_cmd = app.add_subcommand(
+      "migrate", "Create or upgrade the database schema (serve also does this at start).\n"
+                 "Example: herald migrate --database /var/lib/herald/herald.db");
+  migrate_cmd->add_option("--database,-d", migrate_path, "the SQLite database file")->required();
+
+  auto* audit_cmd = app.add_subcommand("audit", "Audit trail tools.");
+  audit_cmd->require_subcommand(1);
+  std::string verify_path;
+  auto* verify_cmd = audit_cmd->add_subcommand(
+      "verify", "Check the audit hash chain offline; exit 1 naming the first bad record.\n"
+                "Example: herald audit verify --database /var/lib/herald/herald.db");
+  verify_cmd->add_option("--database,-d", verify_path, "the SQLite database file")->required();
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  if (*serve_cmd) {
+    return serve(config_path);
+  }
+  if (*check_cmd) {
+    return check_config(check_path);
+  }
+  if (*migrate_cmd) {
+    return migrate(migrate_path);
+  }
+  if (*verify_cmd) {
+    return audit_verify(verify_path);
+  }
+  return 2;
+}
+
+}  // namespace herald::cli

@@ -1,0 +1,176 @@
+#include "daemon/cli/serve.hpp"
+
+#include <curl/curl.h>
+#include <fmt/format.h>
+#include <pthread.h>
+#include <signal.h>
+#include <spdlog/spdlog.h>
+#include <systemd/sd-daemon.h>
+
+#include <filesystem>
+#include <iostream>
+
+#include "channels/registry.hpp"
+#include "daemon/api/api.hpp"
+#include "daemon/config/config.hpp"
+#include "daemon/dispatch/dispatcher.hpp"
+#include "daemon/ingest/ingest.hpp"
+#include "daemon/render/renderer.hpp"
+#include "daemon/store/store.hpp"
+#include "daemon/transport/transport.hpp"
+
+#ifndef HERALD_VERSION
+#define HERALD_VERSION "dev"
+#endif
+
+namespace herald::cli {
+namespace {
+
+channels::ChannelSettings channel_settings(const config::Config& c) {
+  channels::ChannelSettings s;
+  if (c.smtp) {
+    channels::SmtpSettings smtp;
+    smtp.url = c.smtp->url;
+    smtp.tls = c.smtp->tls == "required" ? channels::SmtpTls::required
+                                         : channels::SmtpTls::opportunistic;
+    smtp.from = c.smtp->from;
+    smtp.username = c.smtp->username;
+    smtp.password = c.smtp->password;
+    s.smtp = smtp;
+  }
+  if (c.sms) {
+    s.sms = channels::SmsSettings{c.sms->base_url, c.sms->account_sid, c.sms->auth_token,
+                                  c.sms->from};
+  }
+  return s;
+}
+
+// Blocks SIGTERM and SIGINT in every thread (threads inherit the mask), so the main thread
+// alone receives them, synchronously, through sigtimedwait.
+sigset_t block_stop_signals() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  return set;
+}
+
+}  // namespace
+
+int serve(const std::string& config_path) {
+  auto loaded = config::load_config_file(config_path);
+  if (!loaded) {
+    std::cerr << "herald: " << loaded.error().message << "\n";
+    return 1;
+  }
+  const config::Config& cfg = *loaded;
+  spdlog::set_level(spdlog::level::from_str(cfg.log.level));
+  spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%eZ %^%l%$ %v", spdlog::pattern_time_type::utc);
+  sigset_t stop_signals = block_stop_signals();
+  curl_global_init(CURL_GLOBAL_DEFAULT);
+
+  auto parent = std::filesystem::path(cfg.storage.database).parent_path();
+  if (!parent.empty()) {
+    std::error_code ec;
+    std::filesystem::create_directories(parent, ec);
+  }
+  auto store = store::Store::open(cfg.storage.database);
+  if (!store) {
+    spdlog::critical("{}", store.error().message);
+    return 1;
+  }
+  spdlog::info("database {} ready (schema version {})", cfg.storage.database,
+               store::latest_schema_version());
+
+  auto renderer = render::Renderer::load_shipped();
+  if (!renderer) {
+    spdlog::critical("templates: {}", renderer.error().message);
+    return 1;
+  }
+  channels::ChannelRegistry channels(channel_settings(cfg));
+  if (!cfg.smtp) {
+    spdlog::warn("no [smtp] section: email messages will wait until one is configured");
+  }
+  if (!cfg.sms) {
+    spdlog::warn("no [sms] section: SMS messages will wait until one is configured");
+  }
+  if (cfg.tokens.empty()) {
+    spdlog::warn("no [[tokens]]: every API call but /healthz, /readyz and /metrics is refused");
+  }
+
+  SystemClock clock;
+  Metrics metrics;
+  transport::TransportOptions topts;
+  topts.allow_private = cfg.network.allow_private;
+  topts.total_timeout = cfg.delivery.attempt_timeout;
+  topts.max_in_flight = cfg.delivery.concurrency;
+  transport::Transport transport(topts);
+
+  dispatch::DispatcherOptions dopts;
+  dopts.concurrency = cfg.delivery.concurrency;
+  dopts.max_backoff = cfg.delivery.max_backoff;
+  dopts.retry_horizon = cfg.delivery.retry_horizon;
+  dopts.public_url = cfg.server.public_url;
+  dispatch::Dispatcher dispatcher(dopts, **store, *renderer, channels, transport, clock, metrics);
+  if (auto st = dispatcher.start(); !st) {
+    spdlog::critical("dispatcher: {}", st.error().message);
+    return 1;
+  }
+
+  ingest::Ingestor ingestor(**store, clock, [&dispatcher] { dispatcher.wake(); });
+  api::ApiOptions aopts;
+  for (const auto& t : cfg.tokens) {
+    aopts.tokens.push_back(api::Token{t.name, t.sha256, t.scopes});
+  }
+  aopts.public_url = cfg.server.public_url;
+  aopts.version = HERALD_VERSION;
+  api::Api api(aopts, **store, ingestor, clock, metrics, [&dispatcher] { dispatcher.wake(); });
+
+  http::ServerOptions hopts;
+  hopts.host = cfg.server.host;
+  hopts.port = cfg.server.port;
+  http::Server server(hopts, [&api](http::Request&& r, http::Responder respond) {
+    api.handle(std::move(r), std::move(respond));
+  });
+  auto port = server.start();
+  if (!port) {
+    spdlog::critical("{}", port.error().message);
+    dispatcher.stop();
+    return 1;
+  }
+  spdlog::info("herald {} listening on http://{}:{}", HERALD_VERSION,
+               cfg.server.host.find(':') != std::string::npos ? "[" + cfg.server.host + "]"
+                                                              : cfg.server.host,
+               *port);
+  sd_notifyf(0, "READY=1\nSTATUS=listening on port %u", static_cast<unsigned>(*port));
+
+  uint64_t watchdog_usec = 0;
+  bool watchdog = sd_watchdog_enabled(0, &watchdog_usec) > 0;
+  auto tick = watchdog ? std::chrono::microseconds(watchdog_usec / 2) : std::chrono::seconds(60);
+  while (true) {
+    timespec timeout{};
+    timeout.tv_sec = std::chrono::duration_cast<std::chrono::seconds>(tick).count();
+    timeout.tv_nsec = static_cast<long>(
+        std::chrono::duration_cast<std::chrono::nanoseconds>(tick % std::chrono::seconds(1))
+            .count());
+    int sig = sigtimedwait(&stop_signals, nullptr, &timeout);
+    if (sig == SIGTERM || sig == SIGINT) {
+      spdlog::info("received {}: stopping", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+      break;
+    }
+    if (watchdog) {
+      sd_notify(0, "WATCHDOG=1");
+    }
+  }
+  sd_notify(0, "STOPPING=1");
+  server.stop(Millis{5'000});
+  dispatcher.stop(Millis{5'000});
+  (*store)->stop();
+  spdlog::info("stopped");
+  spdlog::shutdown();
+  curl_global_cleanup();
+  return 0;
+}
+
+}  // namespace herald::cli

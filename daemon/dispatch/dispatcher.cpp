@@ -1,0 +1,503 @@
+#include "daemon/dispatch/dispatcher.hpp"
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <random>
+#include <thread>
+
+#include "channels/registry.hpp"
+#include "daemon/core/crypto.hpp"
+#include "daemon/render/renderer.hpp"
+#include "daemon/store/store.hpp"
+#include "daemon/transport/transport.hpp"
+
+namespace herald::dispatch {
+
+Millis backoff(int attempt, const DispatcherOptions& options, double random01) {
+  double window = static_cast<double>(options.retry_base.count()) *
+                  std::pow(2.0, std::clamp(attempt - 1, 0, 40));
+  window = std::min(window, static_cast<double>(options.max_backoff.count()));
+  auto wait = Millis{static_cast<int64_t>(window * std::clamp(random01, 0.0, 1.0))};
+  return std::max(wait, options.min_backoff);
+}
+
+Decision decide(const Message& message, const channels::Outcome& outcome, Timestamp now,
+                const DispatcherOptions& options, double random01) {
+  Decision d;
+  switch (outcome.verdict) {
+    case channels::Verdict::delivered:
+      d.status = MessageStatus::delivered;
+      d.send_at = message.send_at;
+      d.delivered_at = now;
+      return d;
+    case channels::Verdict::permanent:
+      d.status = MessageStatus::failed;
+      d.send_at = message.send_at;
+      d.last_error = outcome.detail;
+      return d;
+    case channels::Verdict::retryable: {
+      Millis wait = backoff(message.attempts, options, random01);
+      if (outcome.retry_after) {
+        wait = std::max(wait, *outcome.retry_after);
+      }
+      Timestamp next = now + wait;
+      if (next > message.created_at + options.retry_horizon) {
+        d.status = MessageStatus::failed;
+        d.send_at = message.send_at;
+        d.last_error = fmt::format("gave up after {} attempts over {}: {}", message.attempts,
+                                   format_duration(std::chrono::duration_cast<Millis>(
+                                       std::chrono::floor<std::chrono::seconds>(
+                                           now - message.created_at))),
+                                   outcome.detail);
+        return d;
+      }
+      d.status = MessageStatus::retrying;
+      d.send_at = next;
+      d.last_error = outcome.detail;
+      return d;
+    }
+  }
+  return d;
+}
+
+namespace {
+
+// A message on its way: everything needed to record its outcome.
+struct InFlight {
+  Message message;
+  const channels::Channel* channel = nullptr;
+  store::MessageContent content;
+  Timestamp started_at{};
+};
+
+struct Completion {
+  InFlight flight;
+  channels::Outcome outcome;
+  Millis duration{0};
+};
+
+std::string thread_key(const Message& m) {
+  return "incident-" + sha256_hex(m.client_id + "\n" + m.incident_id).substr(0, 24);
+}
+
+}  // namespace
+
+struct Dispatcher::Impl {
+  Impl(DispatcherOptions o, store::Store& st, const render::Renderer& r,
+       const channels::ChannelRegistry& ch, transport::Transport& t, const Clock& c,
+       Metrics& m, std::function<double()> rnd)
+      : options(std::move(o)), store(st), renderer(r), channels(ch), transport(t), clock(c),
+        metrics(m), random01(std::move(rnd)) {}
+
+  DispatcherOptions options;
+  store::Store& store;
+  const render::Renderer& renderer;
+  const channels::ChannelRegistry& channels;
+  transport::Transport& transport;
+  const Clock& clock;
+  Metrics& metrics;
+  std::function<double()> random01;
+
+  std::mutex mutex;
+  std::condition_variable cv;
+  bool woken = false;
+  bool stopping = false;
+  std::deque<Completion> completions;
+  int in_flight = 0;
+  std::thread thread;
+
+  void notify() {
+    {
+      std::lock_guard lock(mutex);
+      woken = true;
+    }
+    cv.notify_all();
+  }
+
+  // Builds the request for one claimed message, or the outcome that ends it without sending.
+  Result<std::pair<channels::Request, InFlight>> prepare(const Message& m) {
+    struct Loaded {
+      store::StoredEvent event;
+      Incident incident;
+      Client client;
+      std::optional<Contact> contact;
+      std::optional<Endpoint> endpoint;
+    };
+    auto loaded = store.read<Loaded>([&m](store::Repo& r) -> Result<Loaded> {
+      Loaded l;
+      auto event = r.event(m.client_id, m.event_id);
+      auto incident = r.incident(m.client_id, m.incident_id);
+      auto client = r.client(m.client_id);
+      if (!event || !incident || !client) {
+        return make_error(ErrorKind::unavailable, "storage_unavailable",
+                          "cannot read the message's event, incident or client");
+      }
+      if (!event->has_value() || !incident->has_value()) {
+        return make_error(ErrorKind::internal, "missing_event",
+                          "the message's event or incident is missing");
+      }
+      if (!client->has_value()) {
+        return make_error(ErrorKind::not_found, "client_deleted", "the client was deleted");
+      }
+      l.event = **event;
+      l.incident = **incident;
+      l.client = **client;
+      if (!m.contact_id.empty()) {
+        auto c = r.contact(m.client_id, m.contact_id);
+        if (!c) {
+          return c.error();
+        }
+        l.contact = *c;
+      }
+      if (!m.endpoint_id.empty()) {
+        auto e = r.endpoint(m.client_id, m.endpoint_id);
+        if (!e) {
+          return e.error();
+        }
+        l.endpoint = *e;
+      }
+      return l;
+    });
+    if (!loaded) {
+      return loaded.error();
+    }
+    if (!m.contact_id.empty() && !loaded->contact) {
+      return make_error(ErrorKind::not_found, "contact_deleted",
+                        fmt::format("contact \"{}\" no longer exists", m.contact_id));
+    }
+    if (!m.endpoint_id.empty() && (!loaded->endpoint || !loaded->endpoint->enabled)) {
+      return make_error(ErrorKind::not_found, "endpoint_unavailable",
+                        fmt::format("endpoint \"{}\" no longer exists or is disabled",
+                                    m.endpoint_id));
+    }
+    std::string endpoint_type =
+        loaded->endpoint ? std::string(to_string(loaded->endpoint->type)) : std::string();
+    const channels::Channel* channel = channels.find(m.channel, endpoint_type);
+    if (!channel) {
+      // A configuration gap, not the recipient's fault: retried, so fixing the configuration
+      // within the retry horizon still delivers it.
+      return make_error(ErrorKind::unavailable, "channel_not_configured",
+                        fmt::format("channel {} is not configured (see [{}] in the config file)",
+                                    m.channel, m.channel == "email" ? "smtp" : m.channel));
+    }
+
+    const Event& e = loaded->event.event;
+    render::TemplateContext ctx;
+    ctx.client_id = loaded->client.id;
+    ctx.client_name = loaded->client.name;
+    ctx.incident_id = loaded->incident.id;
+    ctx.incident_title = loaded->incident.title;
+    ctx.severity = e.severity;
+    ctx.phase = m.phase;
+    ctx.previous_phase = loaded->event.previous_phase;
+    ctx.event_id = e.event_id;
+    ctx.summary = e.summary;
+    ctx.occurred_at = e.occurred_at;
+    ctx.details_json = e.details_json;
+    ctx.update_number = m.update_number;
+    ctx.drill = e.drill || loaded->incident.drill;
+    if (loaded->contact) {
+      ctx.contact_name = loaded->contact->name;
+      ctx.contact_role = m.role;
+    }
+    auto rendered = renderer.render(ctx, m.channel, endpoint_type);
+    if (!rendered) {
+      return rendered.error();
+    }
+
+    channels::Outgoing out;
+    out.message_id = m.id;
+    out.channel = m.channel;
+    out.endpoint_type = endpoint_type;
+    out.subject = rendered->subject;
+    out.text = rendered->text;
+    out.html = rendered->html;
+    out.payload_json = rendered->payload_json;
+    out.thread_key = thread_key(m);
+    out.now = clock.now();
+    if (loaded->contact) {
+      out.recipient_name = loaded->contact->name;
+      out.address = m.channel == kChannelEmail ? loaded->contact->email : loaded->contact->phone;
+    }
+    if (loaded->endpoint) {
+      out.url = loaded->endpoint->url;
+      out.secrets = loaded->endpoint->secrets;
+    }
+    auto request = channel->build(out);
+    if (!request) {
+      return request.error();
+    }
+    InFlight flight;
+    flight.message = m;
+    flight.channel = channel;
+    flight.content.address = out.address;  // never the endpoint URL: it is a credential
+    flight.content.subject = out.subject;
+    flight.content.body = m.channel == kChannelWebhook ? out.payload_json : out.text;
+    flight.content.content_hash =
+        sha256_hex(out.subject + "\n" + out.text + "\n" + out.html + "\n" + out.payload_json);
+    flight.started_at = out.now;
+    return std::make_pair(std::move(*request), std::move(flight));
+  }
+
+  // Records a batch of outcomes in one commit.
+  void record(std::vector<Completion>& done) {
+    if (done.empty()) {
+      return;
+    }
+    auto now = clock.now();
+    std::vector<std::pair<Attempt, Decision>> rows;
+    for (auto& c : done) {
+      Attempt a;
+      a.message_id = c.flight.message.id;
+      a.number = c.flight.message.attempts;
+      a.started_at = c.flight.started_at;
+      a.duration = c.duration;
+      a.outcome = c.outcome.verdict == channels::Verdict::delivered   ? AttemptOutcome::delivered
+                  : c.outcome.verdict == channels::Verdict::permanent ? AttemptOutcome::permanent
+                                                                      : AttemptOutcome::retryable;
+      a.status_code = static_cast<int>(c.outcome.status_code);
+      a.error = c.outcome.verdict == channels::Verdict::delivered ? "" : c.outcome.detail;
+      Decision d = decide(c.flight.message, c.outcome, now, options, random01());
+      rows.emplace_back(std::move(a), std::move(d));
+
+      const auto& channel = c.flight.message.channel;
+      metrics.add("herald_attempts_total",
+                  fmt::format("channel=\"{}\",outcome=\"{}\"", channel, to_string(rows.back().first.outcome)));
+      metrics.observe("herald_attempt_duration_seconds", fmt::format("channel=\"{}\"", channel),
+                      static_cast<double>(c.duration.count()) / 1000.0);
+    }
+    Status st = store.write_sync([&](store::Repo& r) -> Status {
+      for (size_t i = 0; i < done.size(); ++i) {
+        const auto& flight = done[i].flight;
+        const auto& [attempt, decision] = rows[i];
+        if (!flight.content.content_hash.empty()) {
+          if (auto s = r.set_content(flight.message.id, flight.content); !s) {
+            return s;
+          }
+        }
+        if (auto s = r.record_attempt(attempt); !s) {
+          return s;
+        }
+        if (auto s = r.finish_attempt(flight.message.id, decision.status, decision.send_at,
+                                      decision.delivered_at, decision.last_error);
+            !s) {
+          return s;
+        }
+        nlohmann::json data{{"message", flight.message.id},
+                            {"channel", flight.message.channel},
+                            {"attempt", attempt.number},
+                            {"outcome", to_string(attempt.outcome)},
+                            {"status", to_string(decision.status)}};
+        if (attempt.status_code != 0) {
+          data["status_code"] = attempt.status_code;
+        }
+        if (!attempt.error.empty()) {
+          data["error"] = attempt.error;
+        }
+        if (decision.status == MessageStatus::retrying) {
+          data["next_attempt_at"] = format_rfc3339(decision.send_at);
+        }
+        if (!flight.content.content_hash.empty()) {
+          data["content_sha256"] = flight.content.content_hash;
+        }
+        if (auto s = r.audit("delivery.attempt", "dispatcher", flight.message.client_id,
+                             flight.message.id, data.dump(-1, ' ', false,
+                                                          nlohmann::json::error_handler_t::replace),
+                             now);
+            !s) {
+          return s;
+        }
+      }
+      return {};
+    });
+    if (!st) {
+      // The messages stay `sending` in the store and are resent after a restart; nothing is
+      // lost, at worst delivered twice with the same id.
+      spdlog::error("cannot record {} delivery outcomes: {}", done.size(), st.error().message);
+    }
+    for (size_t i = 0; i < done.size(); ++i) {
+      const auto& m = done[i].flight.message;
+      const auto& d = rows[i].second;
+      if (d.status == MessageStatus::delivered) {
+        spdlog::info("delivered {} ({} to {}{}) after {} attempt(s)", m.id, m.channel,
+                     m.contact_id.empty() ? "endpoint " : "contact ",
+                     m.contact_id.empty() ? m.endpoint_id : m.contact_id, m.attempts);
+      } else if (d.status == MessageStatus::failed) {
+        spdlog::warn("failed {} ({}): {}", m.id, m.channel, d.last_error);
+      } else {
+        spdlog::info("retrying {} ({}) at {}: {}", m.id, m.channel, format_rfc3339(d.send_at),
+                     d.last_error);
+      }
+    }
+  }
+
+  void dispatch_claimed(std::vector<Message>& claimed) {
+    std::vector<Completion> unsent;
+    for (auto& m : claimed) {
+      auto prepared = prepare(m);
+      if (!prepared) {
+        const Error& e = prepared.error();
+        channels::Outcome o;
+        o.verdict = e.kind == ErrorKind::unavailable ? channels::Verdict::retryable
+                                                     : channels::Verdict::permanent;
+        o.detail = e.message;
+        Completion c;
+        c.flight.message = m;
+        c.flight.started_at = clock.now();
+        c.outcome = std::move(o);
+        unsent.push_back(std::move(c));
+        continue;
+      }
+      auto& [request, flight] = *prepared;
+      {
+        std::lock_guard lock(mutex);
+        ++in_flight;
+      }
+      transport.submit(std::move(request),
+                       [this, flight = std::move(flight)](channels::Response response) mutable {
+                         Completion c;
+                         c.outcome = flight.channel->interpret(response);
+                         c.duration = response.duration;
+                         c.flight = std::move(flight);
+                         {
+                           std::lock_guard lock(mutex);
+                           completions.push_back(std::move(c));
+                           --in_flight;
+                           woken = true;
+                         }
+                         cv.notify_all();
+                       });
+    }
+    record(unsent);
+  }
+
+  void run() {
+    while (true) {
+      std::vector<Completion> done;
+      int capacity = 0;
+      {
+        std::lock_guard lock(mutex);
+        while (!completions.empty()) {
+          done.push_back(std::move(completions.front()));
+          completions.pop_front();
+        }
+        capacity = stopping ? 0 : options.concurrency - in_flight;
+        if (stopping && in_flight == 0 && done.empty()) {
+          return;
+        }
+      }
+      record(done);
+
+      int claimed_count = 0;
+      if (capacity > 0) {
+        std::vector<Message> claimed;
+        auto now = clock.now();
+        Status st = store.write_sync([&](store::Repo& r) -> Status {
+          auto c = r.claim_due(now, capacity);
+          if (!c) {
+            return c.error();
+          }
+          claimed = std::move(*c);
+          return {};
+        });
+        if (!st) {
+          spdlog::error("cannot claim due messages: {}", st.error().message);
+        }
+        claimed_count = static_cast<int>(claimed.size());
+        dispatch_claimed(claimed);
+      }
+      if (claimed_count > 0 && claimed_count == capacity) {
+        continue;  // there may be more due right now
+      }
+
+      auto wait = options.poll_interval;
+      auto next = store.read<std::optional<Timestamp>>([](store::Repo& r) { return r.next_due(); });
+      if (next && next->has_value()) {
+        auto until = **next - clock.now();
+        wait = std::clamp(std::chrono::duration_cast<Millis>(until), Millis{0},
+                          options.poll_interval);
+      }
+      std::unique_lock lock(mutex);
+      cv.wait_for(lock, wait, [&] { return woken || stopping || !completions.empty(); });
+      woken = false;
+    }
+  }
+};
+
+Dispatcher::Dispatcher(DispatcherOptions options, store::Store& store,
+                       const render::Renderer& renderer, const channels::ChannelRegistry& channels,
+                       transport::Transport& transport, const Clock& clock, Metrics& metrics,
+                       std::function<double()> random01)
+    : impl_(std::make_unique<Impl>(std::move(options), store, renderer, channels, transport,
+                                   clock, metrics, std::move(random01))) {
+  if (!impl_->random01) {
+    auto engine = std::make_shared<std::mt19937_64>(std::random_device{}());
+    auto mutex = std::make_shared<std::mutex>();
+    impl_->random01 = [engine, mutex] {
+      std::lock_guard lock(*mutex);
+      return std::uniform_real_distribution<double>(0.0, 1.0)(*engine);
+    };
+  }
+  metrics.describe("herald_attempts_total", "counter", "Delivery attempts by channel and outcome.");
+  metrics.describe("herald_attempt_duration_seconds", "histogram",
+                   "Time from handing a message to the transport to its answer.");
+}
+
+Dispatcher::~Dispatcher() { stop(); }
+
+Status Dispatcher::start() {
+  auto now = impl_->clock.now();
+  Status st = impl_->store.write_sync([now](store::Repo& r) -> Status {
+    auto n = r.requeue_interrupted(now);
+    if (!n) {
+      return n.error();
+    }
+    if (*n > 0) {
+      spdlog::warn("{} message(s) were in flight when herald last stopped: sending them again "
+                   "with the same ids",
+                   *n);
+    }
+    return {};
+  });
+  if (!st) {
+    return st;
+  }
+  impl_->thread = std::thread([this] { impl_->run(); });
+  return {};
+}
+
+void Dispatcher::wake() { impl_->notify(); }
+
+void Dispatcher::stop(Millis drain) {
+  if (!impl_->thread.joinable()) {
+    return;
+  }
+  {
+    std::lock_guard lock(impl_->mutex);
+    impl_->stopping = true;
+  }
+  impl_->cv.notify_all();
+  // The loop exits once nothing is in flight; the transport's own stop completes stragglers.
+  auto deadline = std::chrono::steady_clock::now() + drain;
+  while (std::chrono::steady_clock::now() < deadline) {
+    {
+      std::lock_guard lock(impl_->mutex);
+      if (impl_->in_flight == 0) {
+        break;
+      }
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  impl_->transport.stop();
+  impl_->thread.join();
+}
+
+}  // namespace herald::dispatch

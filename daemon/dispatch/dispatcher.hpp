@@ -1,0 +1,78 @@
+// The dispatcher: claims due messages from the outbox, renders them, sends them concurrently
+// through the channels and the transport, and records every attempt. It alone decides on
+// retries (exponential backoff with full jitter, Retry-After honoured) and final failure.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "channels/channel.hpp"
+#include "daemon/core/domain.hpp"
+#include "daemon/core/metrics.hpp"
+#include "daemon/core/result.hpp"
+#include "daemon/core/time.hpp"
+
+namespace herald::store {
+class Store;
+}
+namespace herald::render {
+class Renderer;
+}
+namespace herald::channels {
+class ChannelRegistry;
+}
+namespace herald::transport {
+class Transport;
+}
+
+namespace herald::dispatch {
+
+struct DispatcherOptions {
+  int concurrency = 16;                // attempts in flight at once
+  Millis retry_base{5'000};            // the first retry waits up to this long
+  Millis max_backoff{3'600'000};       // no wait between attempts is longer
+  Millis retry_horizon{86'400'000};    // after this long since creation, a message fails
+  Millis min_backoff{500};             // full jitter may draw ~0: never retry sooner than this
+  Millis poll_interval{1'000};         // a safety net; new work wakes the dispatcher at once
+  std::string public_url;
+};
+
+// The wait before the next attempt after `attempt` failed: full jitter over an exponentially
+// growing window, random01 in [0, 1).
+Millis backoff(int attempt, const DispatcherOptions& options, double random01);
+
+struct Decision {
+  MessageStatus status = MessageStatus::delivered;
+  Timestamp send_at{};
+  std::optional<Timestamp> delivered_at;
+  std::string last_error;
+};
+
+// What happens to a message after an attempt with this outcome.
+Decision decide(const Message& message, const channels::Outcome& outcome, Timestamp now,
+                const DispatcherOptions& options, double random01);
+
+class Dispatcher {
+ public:
+  Dispatcher(DispatcherOptions options, store::Store& store, const render::Renderer& renderer,
+             const channels::ChannelRegistry& channels, transport::Transport& transport,
+             const Clock& clock, Metrics& metrics, std::function<double()> random01 = {});
+  ~Dispatcher();
+  Dispatcher(const Dispatcher&) = delete;
+  Dispatcher& operator=(const Dispatcher&) = delete;
+
+  // Requeues what a previous run left in flight, then starts the dispatching thread.
+  Status start();
+  // New messages may be due: look now rather than at the next poll.
+  void wake();
+  // Stops claiming, waits up to `drain` for attempts in flight, records them, and joins.
+  // Attempts still in flight after that are left `sending` and resent at the next start.
+  void stop(Millis drain = Millis{5'000});
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace herald::dispatch
