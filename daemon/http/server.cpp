@@ -82,6 +82,10 @@ Response error_response(int status, std::string_view code, std::string_view mess
   return response;
 }
 
+bool is_header_safe(std::string_view s) {
+  return s.find_first_of(std::string_view("\r\n\0", 3)) == std::string_view::npos;
+}
+
 bool is_http_error(const error_code& ec) {
   return ec.category() == make_error_code(bhttp::error::bad_method).category();
 }
@@ -467,15 +471,25 @@ class Session : public std::enable_shared_from_this<Session> {
     if (closed_) {
       return;
     }
+    if (response.status < 100 || response.status > 999) {
+      spdlog::error("http: handler answered {} {} with invalid status {}", method_, path_,
+                    response.status);
+      response = error_response(500, "internal", "internal error");
+    }
     phase_ = Phase::writing;
     res_ = {};
     res_.version(version_);
     res_.result(static_cast<unsigned>(response.status));
     for (auto& [name, value] : response.headers) {
+      // Beast 1.74 does not reject CR/LF: a value built from input must not split the response.
+      if (!is_header_safe(name) || !is_header_safe(value) || name.empty()) {
+        spdlog::error("http: dropping an invalid response header on {} {}", method_, path_);
+        continue;
+      }
       res_.insert(name, value);
     }
     res_.set(bhttp::field::server, "herald");
-    if (!response.content_type.empty()) {
+    if (!response.content_type.empty() && is_header_safe(response.content_type)) {
       res_.set(bhttp::field::content_type, response.content_type);
     }
     const int status = response.status;

@@ -42,7 +42,9 @@ struct Response {
 // server posts the write back onto the connection's own strand. Calls after the first, after
 // handler_timeout, after the connection died or after the server stopped are dropped safely.
 using Responder = std::function<void(Response)>;
-// Runs on the connection's strand; must not block for long. An exception becomes a 500.
+// Runs on the connection's strand (an io_context thread): must not block for long. An
+// exception becomes a 500. A status outside 100..999 or a header with CR/LF is refused (500 /
+// header dropped). Responses to HEAD keep Content-Length and lose the body.
 using Handler = std::function<void(Request&&, Responder)>;
 
 struct ServerOptions {
@@ -68,6 +70,7 @@ class Server {
   Result<uint16_t> start();
   // Graceful stop: close the acceptor, close idle keep-alive connections, let in-flight
   // requests finish up to `drain` (then close them), stop the io_context, join the threads.
+  // Idempotent; must not be called from a handler (it joins the threads handlers run on).
   void stop(Millis drain = Millis{5'000});
 
  private:

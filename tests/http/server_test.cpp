@@ -7,9 +7,12 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cctype>
 #include <cerrno>
 #include <chrono>
+#include <cstdio>
 #include <future>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -304,6 +307,17 @@ TEST(RequestAccessors, HeaderAndQueryParam) {
   EXPECT_EQ(req.query_param("z"), std::nullopt);
 }
 
+void expect_json_error(const std::optional<RawResponse>& response, int status,
+                       std::string_view code) {
+  ASSERT_TRUE(response);
+  EXPECT_EQ(response->status, status);
+  EXPECT_EQ(response->header("content-type"), "application/json");
+  EXPECT_EQ(response->header("server"), "herald");
+  const auto body = nlohmann::json::parse(response->body);
+  EXPECT_EQ(body["error"]["code"], code);
+  EXPECT_FALSE(body["error"]["message"].get<std::string>().empty());
+}
+
 // ---- round trips ------------------------------------------------------------------------
 
 TEST(Server, GetAndPostRoundTrip) {
@@ -372,6 +386,37 @@ TEST(Server, HandlerStatusHeadersAndContentType) {
   EXPECT_EQ(response->body, "created");
 }
 
+TEST(Server, PipelinedRequestsAreAnsweredInOrder) {
+  auto running = start(test_options(), echo);
+  Client client(running.port);
+  ASSERT_TRUE(client.send(request("GET", "/one") + request("POST", "/two", "2")));
+  for (std::string_view path : {"/one", "/two"}) {
+    auto response = client.read_response();
+    ASSERT_TRUE(response);
+    EXPECT_EQ(nlohmann::json::parse(response->body)["path"], path);
+  }
+}
+
+TEST(Server, InvalidStatusAndHeaderInjectionAreRefused) {
+  auto running = start(test_options(), [](Request&& req, Responder respond) {
+    Response response;
+    if (req.path == "/status") {
+      response.status = 1000;
+    } else {
+      response.headers = {{"X-Bad", "a\r\nSet-Cookie: evil=1"}, {"X-Good", "ok"}};
+    }
+    respond(std::move(response));
+  });
+  Client client(running.port);
+  expect_json_error(client.roundtrip(request("GET", "/status")), 500, "internal");
+  auto response = client.roundtrip(request("GET", "/header"));
+  ASSERT_TRUE(response);
+  EXPECT_EQ(response->status, 200);
+  EXPECT_EQ(response->header("x-bad"), std::nullopt);
+  EXPECT_EQ(response->header("set-cookie"), std::nullopt);
+  EXPECT_EQ(response->header("x-good"), "ok");
+}
+
 TEST(Server, HeadHasContentLengthButNoBody) {
   auto running = start(test_options(), echo);
   Client client(running.port);
@@ -435,17 +480,6 @@ TEST(Server, HandlerRespondsLaterFromAnotherThread) {
 }
 
 // ---- limits and malformed input ---------------------------------------------------------
-
-void expect_json_error(const std::optional<RawResponse>& response, int status,
-                       std::string_view code) {
-  ASSERT_TRUE(response);
-  EXPECT_EQ(response->status, status);
-  EXPECT_EQ(response->header("content-type"), "application/json");
-  EXPECT_EQ(response->header("server"), "herald");
-  const auto body = nlohmann::json::parse(response->body);
-  EXPECT_EQ(body["error"]["code"], code);
-  EXPECT_FALSE(body["error"]["message"].get<std::string>().empty());
-}
 
 TEST(Server, BodyOfExactlyTheLimitIsAccepted) {
   auto running = start(test_options(), echo);
@@ -619,28 +653,19 @@ TEST(Server, GracefulStopCompletesInFlightRequest) {
 }
 
 TEST(Server, StopClosesRequestsStillBusyAfterTheDrain) {
-  std::mutex mutex;
-  std::vector<Responder> kept;
-  auto running = start(test_options(), [&](Request&&, Responder respond) {
-    std::lock_guard lock(mutex);
-    kept.push_back(std::move(respond));
-  });
+  std::promise<Responder> kept;
+  auto running = start(test_options(),
+                       [&](Request&&, Responder respond) { kept.set_value(std::move(respond)); });
   Client client(running.port);
   client.send(request("GET", "/hang"));
-  for (int i = 0; i < 500; ++i) {
-    std::lock_guard lock(mutex);
-    if (!kept.empty()) {
-      break;
-    }
-    std::this_thread::sleep_for(10ms);  // polling for the handler call, bounded
-  }
+  auto responder = kept.get_future();
+  ASSERT_EQ(responder.wait_for(5s), std::future_status::ready);
+
   const auto begin = SteadyClock::now();
   running.server->stop(200ms);
   EXPECT_LT(SteadyClock::now() - begin, 3s);
   EXPECT_TRUE(client.closed_within(1s));
-  std::lock_guard lock(mutex);
-  ASSERT_EQ(kept.size(), 1u);
-  kept[0](Response{});  // after stop: dropped safely
+  responder.get()(Response{});  // after stop: dropped safely
 }
 
 TEST(Server, StartOnAPortInUseNamesTheProblem) {
