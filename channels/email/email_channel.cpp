@@ -71,7 +71,7 @@ Result<std::string> EmailChannel::compose(const Outgoing& m, const std::string& 
   out += "MIME-Version: 1.0\r\n";
   out += "Auto-Submitted: auto-generated\r\n";
   out += "X-Herald-Message-Id: " + msg_id_part(m.message_id) + "\r\n";
-  out += fmt::format("Content-Type: multipart/alternative; boundary=\"{}\"\r\n", boundary);
+  out += fmt::format("Content-Type: multipart/alternative;\r\n boundary=\"{}\"\r\n", boundary);
   out += "\r\n";
   add_part(out, boundary, "plain", m.text);
   if (!m.html.empty()) {

@@ -348,6 +348,8 @@ void Transport::Impl::configure_http(Transfer& t, const HttpRequest& r) {
   set(e, CURLOPT_USERAGENT, kUserAgent);
   if (r.guard_destination) {
     t.allowed = &allowed;
+    // Through a proxy the guard would judge the proxy's address, not the destination's.
+    set(e, CURLOPT_PROXY, "");
   }
   if (r.method == "POST") {
     set(e, CURLOPT_POST, 1L);

@@ -222,6 +222,23 @@ TEST(Transport, GuardRefusesLoopbackUnlessAllowed) {
   EXPECT_EQ(requests[1]["path"], "/guarded");
 }
 
+TEST(Transport, GuardedRequestsIgnoreProxyEnvironment) {
+  auto receiver = webhook_receiver();
+  // Set before the transport thread exists: setenv is not safe alongside getenv.
+  setenv("http_proxy", ("http://127.0.0.1:" + std::to_string(closed_port())).c_str(), 1);
+  Response guarded, proxied;
+  {
+    Transport transport(loopback_allowed());
+    guarded = send(transport, post(receiver.url("/direct")));
+    HttpRequest provider = post(receiver.url("/proxied"));
+    provider.guard_destination = false;
+    proxied = send(transport, provider);
+  }
+  unsetenv("http_proxy");
+  EXPECT_EQ(guarded.status_code, 200) << guarded.transport_message;
+  EXPECT_EQ(proxied.transport_error, CURLE_COULDNT_CONNECT);  // went to the (absent) proxy
+}
+
 TEST(Transport, ManyRequestsWithFewSlots) {
   auto receiver = webhook_receiver();
   TransportOptions options = loopback_allowed();
