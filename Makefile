@@ -38,7 +38,9 @@ build: deps $(BUILD)/build.ninja
 build-asan: deps $(ASAN_BUILD)/build.ninja
 	cmake --build $(ASAN_BUILD) -j $(JOBS)
 
-run: build
+# Only the daemon: a new user need not wait for the test binaries.
+run: deps $(BUILD)/build.ninja
+	cmake --build $(BUILD) -j $(JOBS) --target herald
 	tools/run-demo.sh $(BUILD)/herald
 
 # Every test twice: a normal build, then under AddressSanitizer and UndefinedBehaviorSanitizer.
