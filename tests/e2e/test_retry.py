@@ -1,0 +1,107 @@
+"""Retries: transient failures retried until delivered, permanent ones failed, manual retry."""
+
+import datetime
+import unittest
+
+from harness import SLOW, HeraldTestCase, event, wait_for
+
+FAST = {"max_backoff": "2s", "attempt_timeout": "10s"}
+
+
+class RetryTest(HeraldTestCase):
+
+    def post(self, h, body):
+        r = h.request("POST", "/v1/events", "ingest", body)
+        self.assertEqual(r.status, 202, r.body)
+        return r.body
+
+    def test_transient_503_then_delivered(self):
+        h = self.start_stack(hooks={"fail_first": 2, "fail_status": 503, "retry_after": 1},
+                             delivery=FAST)
+        self.setup_acme(h, people=False, slack=False, webhook=True)
+        self.assertEqual(self.post(h, event("evt-1"))["messages"], 1)
+        [item] = h.wait_deliveries(1, client="acme", timeout=60 * SLOW)
+        detail = h.ok("GET", f"/v1/deliveries/{item['id']}", "audit")
+        self.assertEqual(detail["attempts"], 3)
+        log = detail["attempts_log"]
+        self.assertEqual([(a["number"], a["outcome"], a["status_code"]) for a in log],
+                         [(1, "retryable", 503), (2, "retryable", 503), (3, "delivered", 200)])
+        for a in log[:2]:
+            self.assertTrue(a["error"], a)
+        # Retry-After: 1 is honoured: no retry came sooner than a second after the failure.
+        starts = [datetime.datetime.fromisoformat(a["started_at"].replace("Z", "+00:00"))
+                  for a in log]
+        for earlier, later in zip(starts, starts[1:]):
+            self.assertGreaterEqual((later - earlier).total_seconds(), 1.0, log)
+        requests = self.hooks.requests("/hooks/siem")
+        self.assertEqual(len(requests), 3)
+        # The message id is the idempotency key: identical on every retry.
+        self.assertEqual({r["headers"]["webhook-id"] for r in requests}, {item["id"]})
+        self.assertEqual(len({r["body"] for r in requests}), 1)
+
+    def test_permanent_400_then_manual_retry(self):
+        h = self.start_stack(hooks={"status": 400}, delivery=FAST)
+        self.setup_acme(h, people=False, slack=False, webhook=True)
+        self.post(h, event("evt-1"))
+        [item] = h.wait_deliveries(1, status="failed", client="acme")
+        detail = h.ok("GET", f"/v1/deliveries/{item['id']}", "audit")
+        self.assertEqual(detail["attempts"], 1)
+        self.assertEqual([(a["outcome"], a["status_code"]) for a in detail["attempts_log"]],
+                         [("permanent", 400)])
+        self.assertTrue(detail["last_error"])
+        self.assertEqual(len(self.hooks.requests("/hooks/siem")), 1)
+
+        # Only admin may retry; a failed delivery can be retried, anything else is a conflict.
+        self.assertEqual(h.request("POST", f"/v1/deliveries/{item['id']}/retry", "audit").status,
+                         403)
+        r = h.request("POST", f"/v1/deliveries/{item['id']}/retry", "admin")
+        self.assertEqual(r.status, 202, r.body)
+        self.assertEqual(r.body["id"], item["id"])
+        # Still refused by the receiver: failed again, after a second attempt.
+        wait_for(lambda: h.ok("GET", f"/v1/deliveries/{item['id']}", "audit")["attempts"] == 2,
+                 message="the second attempt")
+        [again] = h.wait_deliveries(1, status="failed", client="acme")
+        detail = h.ok("GET", f"/v1/deliveries/{item['id']}", "audit")
+        self.assertEqual(detail["attempts"], 2)
+        self.assertEqual([(a["number"], a["outcome"], a["status_code"])
+                          for a in detail["attempts_log"]],
+                         [(1, "permanent", 400), (2, "permanent", 400)])
+        self.assertEqual(len(self.hooks.requests("/hooks/siem")), 2)
+        audit = h.ok("GET", "/v1/audit?kind=delivery.retry", "audit")
+        self.assertEqual([(a["kind"], a["actor"], a["subject"]) for a in audit["items"]],
+                         [("delivery.retry", "admin", item["id"])])
+        self.assertIs(h.ok("GET", "/v1/audit/verify", "audit")["ok"], True)
+
+    def test_retry_of_a_delivered_message_conflicts(self):
+        h = self.start_stack(delivery=FAST)
+        self.setup_acme(h, people=False, slack=False, webhook=True)
+        self.post(h, event("evt-1"))
+        [item] = h.wait_deliveries(1, client="acme")
+        r = h.request("POST", f"/v1/deliveries/{item['id']}/retry", "admin")
+        self.assertEqual(r.status, 409, r.body)
+        self.assertEqual(r.body["error"]["code"], "not_failed")
+        self.assertEqual(h.request("POST", "/v1/deliveries/nope/retry", "admin").status, 404)
+        self.assertEqual(h.ok("GET", f"/v1/deliveries/{item['id']}", "audit")["attempts"], 1)
+
+    def test_smtp_550_fails_permanently(self):
+        h = self.start_stack(mail={"reply_code": 550}, delivery=FAST)
+        h.ok("PUT", "/v1/clients/acme", "admin", {"name": "Acme Corp"})
+        h.ok("PUT", "/v1/clients/acme/contacts/lee", "admin",
+             {"name": "Lee Park", "roles": ["legal"], "email": "lee@acme.example",
+              "channels": ["email"]})
+        h.ok("PUT", "/v1/clients/acme/plan", "admin", {"rules": [
+            {"id": "legal", "phases": ["containment"], "roles": ["legal"],
+             "channels": ["email"], "quiet_hours": "ignore"}]})
+        self.post(h, event("evt-1"))
+        [item] = h.wait_deliveries(1, status="failed", client="acme")
+        self.assertEqual(item["channel"], "email")
+        detail = h.ok("GET", f"/v1/deliveries/{item['id']}", "audit")
+        self.assertEqual([(a["outcome"], a["status_code"]) for a in detail["attempts_log"]],
+                         [("permanent", 550)])
+        self.assertIn("550", detail["last_error"])
+        self.assertEqual(self.mail.records(), [])
+        self.assertIn("refused RCPT lee@acme.example with 550", self.mail.child.log_text())
+
+
+if __name__ == "__main__":
+    unittest.main()
