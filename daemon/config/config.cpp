@@ -1,5 +1,7 @@
 #include "daemon/config/config.hpp"
 
+#include "daemon/core/cidr.hpp"
+
 #include <arpa/inet.h>
 
 #include <toml++/toml.h>
@@ -490,7 +492,7 @@ void read_network(Reader& r, const toml::table& root, NetworkConfig& out) {
   for (const toml::node& item : *node->as_array()) {
     if (!item.is_string()) {
       r.type_problem(item, "network.allow_private", "an array of strings");
-    } else if (!parse_cidr(item.as_string()->get())) {
+    } else if (!herald::parse_cidr(item.as_string()->get())) {
       r.problem(item.source(),
                 "network.allow_private: expected a CIDR like \"10.0.0.0/8\" or \"fd00::/8\", got " +
                     quoted(item.as_string()->get()));
@@ -600,30 +602,6 @@ std::string syntax_description(std::string_view text, const toml::parse_error& e
 }
 
 }  // namespace
-
-std::optional<Cidr> parse_cidr(std::string_view text) {
-  auto slash = text.find('/');
-  if (slash == std::string_view::npos || slash + 1 >= text.size() || text.size() - slash > 4) {
-    return std::nullopt;
-  }
-  std::string address(text.substr(0, slash));
-  std::string_view prefix = text.substr(slash + 1);
-  if (!std::all_of(prefix.begin(), prefix.end(), [](char c) { return c >= '0' && c <= '9'; }) ||
-      (prefix.size() > 1 && prefix[0] == '0')) {
-    return std::nullopt;
-  }
-  Cidr cidr;
-  cidr.prefix = std::atoi(std::string(prefix).c_str());
-  if (address.find(':') != std::string::npos) {
-    cidr.v6 = true;
-    if (inet_pton(AF_INET6, address.c_str(), cidr.address.data()) != 1 || cidr.prefix > 128) {
-      return std::nullopt;
-    }
-  } else if (inet_pton(AF_INET, address.c_str(), cidr.address.data()) != 1 || cidr.prefix > 32) {
-    return std::nullopt;
-  }
-  return cidr;
-}
 
 Result<Config> parse_config(std::string_view toml_text, std::string_view source_name,
                             const Getenv& getenv) {

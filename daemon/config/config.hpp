@@ -94,11 +94,5 @@ Result<Config> parse_config(std::string_view toml_text, std::string_view source_
 Result<Config> load_config_file(const std::string& path);
 
 // An IPv4 or IPv6 network in CIDR notation ("10.0.0.0/8", "fd00::/8"); the prefix is required.
-struct Cidr {
-  bool v6 = false;
-  std::array<uint8_t, 16> address{};  // IPv4 uses the first 4 bytes
-  int prefix = 0;
-};
-std::optional<Cidr> parse_cidr(std::string_view text);
 
 }  // namespace herald::config

@@ -16,21 +16,14 @@
 #include <vector>
 
 #include "channels/channel.hpp"
+#include "daemon/core/cidr.hpp"
 #include "daemon/core/result.hpp"
 #include "daemon/core/time.hpp"
 
 namespace herald::transport {
 
-// An address range. IPv4 ranges are held as IPv4-mapped IPv6 (::ffff:a.b.c.d/96+n), so one
-// comparison covers both families and an IPv4-mapped destination matches its IPv4 range.
-struct Cidr {
-  std::array<uint8_t, 16> address{};
-  int prefix = 0;  // 0..128, counted on the 128-bit form
-  bool contains(const std::array<uint8_t, 16>& ip) const;
-};
-
-// "10.0.0.0/8", "::1/128", or a bare address (a /32 or /128).
-Result<Cidr> parse_cidr(std::string_view text);
+using herald::Cidr;
+using herald::parse_cidr;
 
 // Why a destination is refused ("a private address", "a loopback address", ...), or nullopt
 // when it may be contacted: public, or inside one of the allowed ranges.
