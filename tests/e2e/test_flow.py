@@ -1,12 +1,13 @@
 """The full tour: configure a client, send events, check what every receiver got."""
 
 import base64
+import datetime
 import json
 import re
 import unittest
 import urllib.parse
 
-from harness import (MAIL_FROM, SMS_AUTH, SMS_FROM, SMS_SID, HeraldTestCase, event,
+from harness import (MAIL_FROM, SMS_AUTH, SMS_FROM, SMS_SID, TOKENS, HeraldTestCase, event,
                      verify_webhook_signature, wait_for, whsec)
 
 SMS_PATH = f"/2010-04-01/Accounts/{SMS_SID}/Messages.json"
@@ -227,6 +228,79 @@ class FlowTest(HeraldTestCase):
         self.assertRegex(text, r'(?m)^herald_messages\{channel="email",status="delivered"\} 6$')
         self.assertRegex(text, r"(?m)^herald_attempts_total(\{[^}]*\})? \d+")
         self.assertRegex(text, r"(?m)^# TYPE herald_messages gauge$")
+
+        # ---- no credential ever reaches the daemon's log
+        log = h.log_text()
+        for secret in [SMS_AUTH, self.secret, self.secret[6:], "XXXXSECRET",
+                       *TOKENS.values()]:
+            self.assertNotIn(secret, log)
+
+    def test_drill_is_labelled_everywhere(self):
+        self.post(event("evt-drill", drill=True))
+        self.h.wait_deliveries(5, client="acme")
+        mails = wait_for(lambda: len(self.mail.emails()) == 2 and self.mail.emails(),
+                         message="2 emails")
+        for _, msg in mails:
+            self.assertIn("DRILL", str(msg["Subject"]))
+            for part in msg.iter_parts():
+                self.assertIn("DRILL", part.get_content())
+        [sms] = self.hooks.requests(SMS_PATH)
+        self.assertIn("DRILL", urllib.parse.parse_qs(sms["body"])["Body"][0])
+        [slack] = self.hooks.requests("/slack/T000/B000/XXXXSECRET")
+        self.assertIn("DRILL", json.loads(slack["body"])["text"])
+        [hook] = self.hooks.requests("/hooks/siem")
+        self.assertIs(json.loads(hook["body"])["drill"], True)
+        inc = self.h.ok("GET", "/v1/incidents/INC-42?client=acme", "audit")
+        self.assertIs(inc["drill"], True)
+
+    def test_audit_paging(self):
+        h = self.h
+        self.post(event("evt-1"))
+        h.wait_deliveries(5, client="acme")
+        total = h.ok("GET", "/v1/audit/verify", "audit")["records"]
+        seqs, cursor = [], None
+        for _ in range(total + 2):
+            page = h.ok("GET", "/v1/audit?limit=1" + (f"&cursor={cursor}" if cursor else ""),
+                        "audit")
+            seqs += [a["seq"] for a in page["items"]]
+            cursor = page["next_cursor"]
+            if cursor is None:
+                break
+        self.assertEqual(seqs, list(range(1, total + 1)))
+        records = h.ok("GET", "/v1/audit?limit=500", "audit")["items"]
+        client = [a for a in records if a["kind"] == "client.put"]
+        self.assertEqual(len(client), 1)
+        self.assertEqual(client[0]["actor"], "admin")
+        self.assertIsNone(client[0]["data"]["before"])
+        self.assertEqual(client[0]["data"]["after"]["name"], "Acme Corp")
+        plan = [a for a in h.ok("GET", "/v1/audit?kind=plan.put", "audit")["items"]]
+        self.assertEqual(len(plan), 1)
+
+    @unittest.expectedFailure  # daemon bug: quiet_hours "respect" is parsed but never applied
+    def test_quiet_hours_defer_people(self):
+        """CONTRACT: quiet_hours `respect` (the default) defers a message to the end of the
+        contact's quiet hours."""
+        h = self.h
+        now = datetime.datetime.now(datetime.timezone.utc).replace(second=0, microsecond=0)
+        start = (now - datetime.timedelta(hours=1)).strftime("%H:%M")
+        end_at = now + datetime.timedelta(hours=2)
+        h.ok("PUT", "/v1/clients/acme/contacts/dana", "admin",
+             {"name": "Dana Lee", "roles": ["executive"], "email": "dana@acme.example",
+              "phone": "+15551234567", "timezone": "UTC",
+              "quiet_hours": {"start": start, "end": end_at.strftime("%H:%M")},
+              "channels": ["email", "sms"]})
+        h.ok("PUT", "/v1/clients/acme/plan", "admin", {"rules": [
+            {"id": "people", "phases": ["containment"], "roles": ["executive", "legal"],
+             "channels": ["email", "sms"]}]})  # quiet_hours: respect, by default
+        self.post(event("evt-q", occurred_at=now.strftime("%Y-%m-%dT%H:%M:%SZ")))
+        wait_for(lambda: len(self.mail.records()) >= 1, message="lee's email")
+        items = {(d["contact"], d["channel"]): d for d in h.deliveries(client="acme")}
+        self.assertEqual(items[("lee", "email")]["status"], "delivered")
+        for key in (("dana", "email"), ("dana", "sms")):
+            self.assertEqual(items[key]["status"], "scheduled", items[key])
+            send_at = datetime.datetime.fromisoformat(items[key]["send_at"].replace("Z", "+00:00"))
+            self.assertEqual(send_at, end_at)
+        self.assertEqual([r["rcpt_tos"] for r in self.mail.records()], [["lee@acme.example"]])
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """POST /v1/events: idempotency and every kind of bad input, none of which harms the daemon."""
 
 import json
+import threading
 import unittest
 
 from harness import HeraldTestCase, event, wait_for
@@ -59,6 +60,81 @@ class IngestTest(HeraldTestCase):
         inc = h.ok("GET", "/v1/incidents/INC-42?client=acme", "audit")
         self.assertEqual([e["event_id"] for e in inc["timeline"] if e["type"] == "event"],
                          ["evt-dup", "evt-ok-1"])
+
+    def test_concurrent_duplicates(self):
+        """The same event posted at once from many clients is accepted exactly once."""
+        results = []
+        lock = threading.Lock()
+
+        def post():
+            r = self.h.request("POST", "/v1/events", "ingest", event("evt-race"))
+            with lock:
+                results.append((r.status, r.body))
+
+        threads = [threading.Thread(target=post) for _ in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        self.assertEqual(len(results), 8)
+        statuses = sorted(status for status, _ in results)
+        self.assertEqual(statuses, [200] * 7 + [202], results)
+        for status, body in results:
+            self.assertIs(body["duplicate"], status == 200)
+            self.assertEqual(body["messages"], 2)
+        self.h.wait_deliveries(2, client="acme")
+        wait_for(lambda: len(self.hooks.requests()) == 2, message="2 requests")
+        self.assert_still_healthy()
+        self.assertEqual(len(self.hooks.requests()), 4)
+
+    def test_many_events_at_once(self):
+        """Distinct events in parallel: every one accepted, every message delivered once."""
+        results = []
+        lock = threading.Lock()
+
+        def post(n):
+            r = self.h.request("POST", "/v1/events", "ingest",
+                               event(f"evt-{n}", incident=f"INC-{n}"))
+            with lock:
+                results.append(r.status)
+
+        threads = [threading.Thread(target=post, args=(n,)) for n in range(20)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        self.assertEqual(results, [202] * 20)
+        items = self.h.wait_deliveries(40, client="acme")
+        wait_for(lambda: len(self.hooks.requests()) == 40, message="40 requests")
+        ids = [r["headers"]["webhook-id"] for r in self.hooks.requests("/hooks/siem")]
+        self.assertEqual(sorted(ids), sorted(d["id"] for d in items if d["channel"] == "webhook"))
+
+    def test_out_of_order_event_does_not_roll_back(self):
+        h = self.h
+        r = h.request("POST", "/v1/events", "ingest",
+                      event("evt-new", phase="eradication", occurred_at="2026-12-04T12:00:00Z"))
+        self.assertEqual(r.status, 202, r.body)
+        old = h.request("POST", "/v1/events", "ingest",
+                        event("evt-old", phase="containment", occurred_at="2026-12-04T09:00:00Z"))
+        self.assertIn(old.status, (200, 202), old.body)
+        self.assertIs(old.body["duplicate"], False)
+        self.assertIs(old.body.get("out_of_order"), True, old.body)
+        inc = h.ok("GET", "/v1/incidents/INC-42?client=acme", "audit")
+        self.assertEqual(inc["phase"], "eradication")
+        events = {e["event_id"]: e for e in inc["timeline"] if e["type"] == "event"}
+        self.assertIs(events["evt-new"]["applied"], True)
+        self.assertIs(events["evt-old"]["applied"], False)
+
+    def test_client_without_plan_or_deleted(self):
+        h = self.h
+        h.ok("PUT", "/v1/clients/quiet", "admin", {"name": "Quiet Ltd"})
+        r = h.request("POST", "/v1/events", "ingest", event("evt-q", client="quiet"))
+        self.assertEqual(r.status, 202, r.body)
+        self.assertEqual(r.body["messages"], 0)
+        self.assertEqual(h.request("DELETE", "/v1/clients/quiet", "admin").status, 204)
+        r = h.request("POST", "/v1/events", "ingest", event("evt-q2", client="quiet"))
+        self.assert_error(r, 422, "unknown_client", "client")
+        self.assert_still_healthy()
 
     def test_malformed_json(self):
         for raw in (b'{"event_id": "evt-x", ', b"not json", b"", b"\xff\xfe{}"):

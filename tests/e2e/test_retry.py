@@ -3,7 +3,7 @@
 import datetime
 import unittest
 
-from harness import SLOW, HeraldTestCase, event, wait_for
+from harness import SLOW, HeraldTestCase, event, wait_for, write_config
 
 FAST = {"max_backoff": "2s", "attempt_timeout": "10s"}
 
@@ -102,6 +102,38 @@ class RetryTest(HeraldTestCase):
         self.assertEqual(self.mail.records(), [])
         self.assertIn("refused RCPT lee@acme.example with 550", self.mail.child.log_text())
 
+    def test_private_address_refused_without_allow_private(self):
+        """Endpoints are set through the API: loopback is refused unless the config allows it."""
+        self.mail = self.start_mail()
+        self.hooks = self.start_hooks()
+        config = write_config(self.workdir, self.mail.port, self.hooks.port, delivery=FAST)
+        with open(config) as f:
+            text = f.read().replace('allow_private = ["127.0.0.0/8"]', "allow_private = []")
+        with open(config, "w") as f:
+            f.write(text)
+        h = self.herald = self.start_herald(config)
+        self.setup_acme(h, people=False, slack=True, webhook=True)
+        # A URL spelled as a name that resolves to loopback is refused as well.
+        h.ok("PUT", "/v1/clients/acme/endpoints/sneaky", "admin",
+             {"type": "webhook", "url": f"http://localhost:{self.hooks.port}/hooks/sneaky"})
+        h.ok("PUT", "/v1/clients/acme/plan", "admin", {"rules": [
+            {"id": "rooms", "phases": ["containment"],
+             "endpoints": ["soc-slack", "siem", "sneaky"]}]})
+        self.post(h, event("evt-1"))
+
+        def all_refused():
+            items = h.deliveries(client="acme")
+            return items if len(items) == 3 and all(
+                d["attempts"] >= 2 and "allow_private" in (d["last_error"] or "")
+                for d in items) else None
+
+        # The refusal is reported as "not reached" and retried (the operator may widen
+        # allow_private and restart); what matters is that nothing ever connects.
+        items = wait_for(all_refused, message="3 refused deliveries")
+        for d in items:
+            self.assertIn(d["status"], ("retrying", "failed"), d)
+            self.assertRegex(d["last_error"], r"(127\.0\.0\.1|::1) is a loopback address")
+        self.assertEqual(self.hooks.requests(), [])
 
 if __name__ == "__main__":
     unittest.main()
