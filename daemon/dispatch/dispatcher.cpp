@@ -396,8 +396,11 @@ struct Dispatcher::Impl {
       }
       record(done);
 
+      // A read first: claiming takes the writer, and most wake-ups find nothing due yet.
+      auto next = store.read<std::optional<Timestamp>>([](store::Repo& r) { return r.next_due(); });
+      bool due = next && next->has_value() && **next <= clock.now();
       int claimed_count = 0;
-      if (capacity > 0) {
+      if (capacity > 0 && due) {
         std::vector<Message> claimed;
         auto now = clock.now();
         Status st = store.write_sync([&](store::Repo& r) -> Status {
@@ -419,7 +422,9 @@ struct Dispatcher::Impl {
       }
 
       auto wait = options.poll_interval;
-      auto next = store.read<std::optional<Timestamp>>([](store::Repo& r) { return r.next_due(); });
+      if (claimed_count > 0) {
+        next = store.read<std::optional<Timestamp>>([](store::Repo& r) { return r.next_due(); });
+      }
       if (next && next->has_value()) {
         auto until = **next - clock.now();
         wait = std::clamp(std::chrono::duration_cast<Millis>(until), Millis{0},
