@@ -73,6 +73,14 @@ class AuthTest(HeraldTestCase):
         self.assertRegex(metrics, r'herald_http_auth_failures_total\{code="401"\} [1-9]')
         self.assertRegex(metrics, r'herald_http_auth_failures_total\{code="403"\} [1-9]')
 
+    def test_unknown_routes_and_methods(self):
+        r = self.h.request("GET", "/v1/nowhere", "all")
+        self.assertEqual(r.status, 404, r.body)
+        self.assertEqual(r.body["error"]["code"], "not_found")
+        r = self.h.request("DELETE", "/v1/events", "all")
+        self.assertEqual(r.status, 405, r.body)
+        self.assertIn("POST", r.headers.get("Allow", ""))
+
     def test_refused_writes_change_nothing(self):
         h = self.h
         before = h.ok("GET", "/v1/clients/acme", "audit")

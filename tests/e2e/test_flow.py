@@ -158,6 +158,13 @@ class FlowTest(HeraldTestCase):
         self.assertEqual(len(h.deliveries(status="delivered")), 15)
         self.assertEqual(h.deliveries(status="failed"), [])
         self.assertEqual(h.deliveries(client="nobody"), [])
+        self.assertEqual(len(h.deliveries(client="acme", since="2000-01-01T00:00:00Z")), 15)
+        self.assertEqual(h.deliveries(client="acme", since="2100-01-01T00:00:00Z"), [])
+        self.assertEqual(h.deliveries(client="acme", until="2000-01-01T00:00:00Z"), [])
+        for query, field in (("status=lost", "status"), ("limit=0", "limit"),
+                             ("cursor=abc", "cursor"), ("since=yesterday", "since")):
+            r = h.request("GET", "/v1/deliveries?" + query, "audit")
+            self.assertEqual((r.status, r.body["error"]["field"]), (400, field), r.body)
         bad = h.request("GET", "/v1/deliveries?status=lost", "audit")
         self.assertEqual(bad.status, 400, bad.body)
         self.assertEqual(bad.body["error"]["field"], "status")

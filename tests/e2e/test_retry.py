@@ -102,6 +102,33 @@ class RetryTest(HeraldTestCase):
         self.assertEqual(self.mail.records(), [])
         self.assertIn("refused RCPT lee@acme.example with 550", self.mail.child.log_text())
 
+    def test_retry_horizon_gives_up(self):
+        """Transient failures past retry_horizon end as failed, naming the last error."""
+        h = self.start_stack(mail={"reply_code": 451},
+                             hooks={"fail_first": 1000, "fail_status": 503},
+                             delivery={"max_backoff": "1s", "retry_horizon": "3s"})
+        h.ok("PUT", "/v1/clients/acme", "admin", {"name": "Acme Corp"})
+        h.ok("PUT", "/v1/clients/acme/contacts/lee", "admin",
+             {"name": "Lee Park", "roles": ["legal"], "email": "lee@acme.example",
+              "channels": ["email"]})
+        h.ok("PUT", "/v1/clients/acme/endpoints/siem", "admin",
+             {"type": "webhook", "url": f"{self.hooks.base}/hooks/siem"})
+        h.ok("PUT", "/v1/clients/acme/plan", "admin", {"rules": [
+            {"id": "all", "phases": ["containment"], "roles": ["legal"], "channels": ["email"],
+             "endpoints": ["siem"], "quiet_hours": "ignore"}]})
+        self.post(h, event("evt-1"))
+        items = h.wait_deliveries(2, status="failed", client="acme", timeout=60 * SLOW)
+        for d in items:
+            detail = h.ok("GET", f"/v1/deliveries/{d['id']}", "audit")
+            log = detail["attempts_log"]
+            self.assertGreaterEqual(len(log), 2, log)
+            self.assertEqual({a["outcome"] for a in log}, {"retryable"}, log)
+            want = 451 if d["channel"] == "email" else 503
+            self.assertEqual({a["status_code"] for a in log}, {want}, log)
+            self.assertTrue(detail["last_error"].startswith("gave up after"), detail)
+            self.assertIn(str(want), detail["last_error"])
+        self.assertEqual(self.mail.records(), [])
+
     def test_private_address_refused_without_allow_private(self):
         """Endpoints are set through the API: loopback is refused unless the config allows it."""
         self.mail = self.start_mail()
