@@ -260,6 +260,40 @@ class FlowTest(HeraldTestCase):
         inc = self.h.ok("GET", "/v1/incidents/INC-42?client=acme", "audit")
         self.assertIs(inc["drill"], True)
 
+    def test_unicode_and_escaping(self):
+        """Non-ASCII survives every channel; markup in values is escaped where it lands."""
+        title = "Ransomware in Zürich <script>alert(1)</script> & “more”"
+        summary = "Dateiserver FS01 isoliert — Überwachung läuft"
+        self.post(event("evt-u", title=title, summary=summary))
+        self.h.wait_deliveries(5, client="acme")
+        mails = wait_for(lambda: len(self.mail.emails()) == 2 and self.mail.emails(),
+                         message="2 emails")
+        for _, msg in mails:
+            self.assertIn(title, str(msg["Subject"]))
+            self.assertEqual(list(msg["Subject"].defects), [])
+            text, html = [p.get_content() for p in msg.iter_parts()]
+            self.assertIn(title, text)
+            self.assertIn(summary, text)
+            self.assertNotIn("<script>", html)
+            self.assertIn("&lt;script&gt;", html)
+            self.assertIn("Zürich", html)
+            self.assertIn(summary, html)
+        for r, _ in mails:
+            # The raw message is 7-bit clean: headers encoded words, bodies quoted-printable.
+            self.assertTrue(all(ord(c) < 128 for c in r["data"]), "raw email is ASCII")
+        [sms] = self.hooks.requests(SMS_PATH)
+        self.assertIn(title, urllib.parse.parse_qs(sms["body"])["Body"][0])
+        [slack] = self.hooks.requests("/slack/T000/B000/XXXXSECRET")
+        text = json.loads(slack["body"])["text"]
+        self.assertNotIn("<script>", text)
+        self.assertIn("&lt;script&gt;", text)
+        self.assertIn("Zürich", text)
+        [hook] = self.hooks.requests("/hooks/siem")
+        body = json.loads(hook["body"])
+        self.assertEqual(body["incident"]["title"], title)
+        self.assertEqual(body["summary"], summary)
+        self.assertTrue(verify_webhook_signature(self.secret, hook["headers"], hook["body"]))
+
     def test_audit_paging(self):
         h = self.h
         self.post(event("evt-1"))
