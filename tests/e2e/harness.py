@@ -251,6 +251,9 @@ class Response:
         return f"Response({self.status}, {self.body!r})"
 
 
+SANITIZER_RE = re.compile(r".*(runtime error:|ERROR: AddressSanitizer|ERROR: LeakSanitizer|"
+                          r"WARNING: ThreadSanitizer).*")
+
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
@@ -460,6 +463,14 @@ class HeraldTestCase(unittest.TestCase):
         for h in self.heralds:
             if h.running:
                 self.stop_herald(h)
+        for h in self.heralds:
+            self.assert_no_sanitizer_report(h.log_text())
+
+    def assert_no_sanitizer_report(self, text):
+        """Sanitizer builds: UBSan reports do not change the exit code, so read the log."""
+        m = SANITIZER_RE.search(text)
+        if m:
+            self.fail(f"sanitizer report in herald's output: {m.group(0)}")
 
     def start_stack(self, mail=None, hooks=None, delivery=None):
         """Receivers (with the given options) plus herald configured for them."""

@@ -16,6 +16,7 @@ class CliTest(HeraldTestCase):
     def cli(self, *args):
         p = subprocess.run([HERALD_BIN, *args], capture_output=True, text=True,
                            cwd=self.workdir, timeout=60 * SLOW, stdin=subprocess.DEVNULL)
+        self.assert_no_sanitizer_report(p.stdout + p.stderr)
         return p.returncode, p.stdout + p.stderr
 
     def write(self, name, text):
