@@ -235,6 +235,11 @@ class FlowTest(HeraldTestCase):
         self.assertRegex(text, r'(?m)^herald_messages\{channel="email",status="delivered"\} 6$')
         self.assertRegex(text, r"(?m)^herald_attempts_total(\{[^}]*\})? \d+")
         self.assertRegex(text, r"(?m)^# TYPE herald_messages gauge$")
+        self.assertRegex(text, r'(?m)^herald_attempt_duration_seconds_count\{channel="email"\} 6$')
+        self.assertRegex(text, r'(?m)^herald_attempt_duration_seconds_bucket\{channel="webhook",'
+                               r'le="\+Inf"\} 3$')
+        self.assertRegex(text, r"(?m)^herald_queue_depth 0$")
+        self.assertRegex(text, r'(?m)^herald_events_total\{outcome="accepted"\} 3$')
 
         # ---- no credential ever reaches the daemon's log
         log = h.log_text()
