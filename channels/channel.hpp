@@ -50,6 +50,8 @@ using Request = std::variant<HttpRequest, SmtpRequest>;
 struct Response {
   int transport_error = 0;  // 0 when a response arrived (CURLcode otherwise)
   std::string transport_message;
+  // The outbound guard refused the resolved address: a policy decision, not a passing fault.
+  bool destination_refused = false;
   long status_code = 0;  // HTTP status or the last SMTP reply code
   Headers headers;       // names lower-cased
   std::string body;      // truncated to a sensible size by the transport

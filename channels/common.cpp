@@ -148,7 +148,9 @@ Outcome classify_http(const Response& response, std::string_view service) {
   Outcome out;
   out.status_code = response.status_code;
   if (response.transport_error != 0) {
-    out.verdict = Verdict::retryable;
+    // A refused destination stays refused until an operator changes [network] allow_private;
+    // then the delivery can be replayed. Retrying it for a day would only hide the problem.
+    out.verdict = response.destination_refused ? Verdict::permanent : Verdict::retryable;
     out.detail = fmt::format("{} not reached: {}", service, response.transport_message);
     return out;
   }

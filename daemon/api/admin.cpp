@@ -1,6 +1,5 @@
 // Clients, contacts, endpoints and plans: validated on the way in, secrets redacted on the way
 // out, every change audited with its before and after.
-#include <date/tz.h>
 #include <fmt/format.h>
 
 #include <regex>
@@ -10,6 +9,7 @@
 #include "daemon/core/crypto.hpp"
 #include "daemon/plan/plan_json.hpp"
 #include "daemon/plan/planner.hpp"
+#include "daemon/schedule/schedule.hpp"
 
 namespace herald::api {
 namespace {
@@ -45,14 +45,7 @@ Status check_id(std::string_view id, std::string_view what) {
   return {};
 }
 
-bool valid_timezone(const std::string& zone) {
-  try {
-    (void)date::locate_zone(zone);
-    return true;
-  } catch (const std::exception&) {
-    return false;
-  }
-}
+bool valid_timezone(const std::string& zone) { return schedule::is_known_zone(zone); }
 
 bool valid_email(const std::string& email) {
   static const std::regex kEmail(R"([^@\s<>()\[\],;:"]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*)");
@@ -621,8 +614,8 @@ void put_endpoint(Services& s, const Call& c, const http::Responder& respond) {
     respond(error_response(body.error()));
     return;
   }
-  bool generated = false;
-  auto endpoint = parse_endpoint(*body, client_id, id, generated);
+  auto generated = std::make_shared<bool>(false);
+  auto endpoint = parse_endpoint(*body, client_id, id, *generated);
   if (!endpoint) {
     respond(error_response(endpoint.error()));
     return;
@@ -630,7 +623,8 @@ void put_endpoint(Services& s, const Call& c, const http::Responder& respond) {
   auto created = std::make_shared<bool>(false);
   write_and_respond(
       s,
-      [&s, actor = c.actor, endpoint = *endpoint, created](store::Repo& repo) -> Status {
+      [&s, actor = c.actor, endpoint = *endpoint, created, generated](store::Repo& repo)
+          -> Status {
         if (auto ok = require_client(repo, endpoint.client_id, true); !ok) {
           return ok.error();
         }
@@ -638,18 +632,25 @@ void put_endpoint(Services& s, const Call& c, const http::Responder& respond) {
         if (!before) {
           return before.error();
         }
-        auto r = repo.put_endpoint(endpoint, s.clock.now());
+        // A webhook updated without a secret keeps the one its receiver already checks.
+        Endpoint stored = endpoint;
+        if (*generated && *before && (*before)->type == EndpointType::webhook &&
+            !(*before)->secrets.empty()) {
+          stored.secrets = (*before)->secrets;
+          *generated = false;
+        }
+        auto r = repo.put_endpoint(stored, s.clock.now());
         if (!r) {
           return r.error();
         }
         *created = *r;
         return audit_change(repo, s, actor, "endpoint.put", endpoint.client_id, endpoint.id,
                             *before ? endpoint_json(**before) : json(nullptr),
-                            endpoint_json(endpoint));
+                            endpoint_json(stored));
       },
       [endpoint = *endpoint, created, generated] {
         json j = endpoint_json(endpoint);
-        if (generated) {
+        if (*generated) {
           // Shown once, now: Herald keeps it, but never shows it again.
           j["secret"] = endpoint.secrets.front();
         }
@@ -868,31 +869,76 @@ void preview_plan(Services& s, const Call& c, const http::Responder& respond) {
             plan = std::move(*parsed);
           }
         }
+        auto find_contact = [&](const std::string& id) -> const Contact* {
+          for (const auto& ct : *contacts) {
+            if (ct.id == id) {
+              return &ct;
+            }
+          }
+          return nullptr;
+        };
+        // When a message planned for `due` would go out, quiet hours considered.
+        auto when = [&](const plan::Intent& intent, Timestamp due) {
+          const Contact* ct = find_contact(intent.contact_id);
+          return ct ? schedule::send_time(due, *ct, intent.quiet_hours) : due;
+        };
+        constexpr int kRepeatsShown = 3;
         json messages = json::array();
         for (const auto& intent :
              plan::plan_messages(plan, *phase, *severity, *contacts, *endpoints)) {
+          Timestamp due = at + intent.delay;
+          Timestamp send_at = when(intent, due);
           json m{{"rule", intent.rule_id},
                  {"channel", intent.channel},
-                 {"send_at", format_rfc3339(at + intent.delay)},
-                 {"delay", format_duration(intent.delay)}};
-          if (!intent.contact_id.empty()) {
-            m["contact"] = intent.contact_id;
-            m["role"] = intent.role;
-            for (const auto& ct : *contacts) {
-              if (ct.id == intent.contact_id) {
-                m["name"] = ct.name;
-                m["address"] = intent.channel == kChannelEmail ? ct.email : ct.phone;
-              }
+                 {"delay", format_duration(intent.delay)},
+                 {"due_at", format_rfc3339(due)},
+                 {"send_at", format_rfc3339(send_at)},
+                 {"deferred_by_quiet_hours", send_at != due},
+                 {"repeat", intent.repeat ? json(format_duration(*intent.repeat)) : json(nullptr)}};
+          if (intent.repeat) {
+            json next = json::array();
+            for (int i = 1; i <= kRepeatsShown; ++i) {
+              next.push_back(format_rfc3339(when(intent, due + *intent.repeat * i)));
             }
+            m["next_updates"] = next;
+          }
+          if (const Contact* ct = find_contact(intent.contact_id)) {
+            m["contact"] = ct->id;
+            m["role"] = intent.role;
+            m["name"] = ct->name;
+            m["address"] = intent.channel == kChannelEmail ? ct->email : ct->phone;
           } else {
             m["endpoint"] = intent.endpoint_id;
           }
           messages.push_back(std::move(m));
         }
+        json escalations = json::array();
+        for (const Rule* rule : plan::matching_rules(plan, *phase, *severity)) {
+          if (!rule->escalate) {
+            continue;
+          }
+          Timestamp due = at + rule->escalate->after;
+          json reached = json::array();
+          for (const auto& intent :
+               plan::escalation_intents(rule->id, rule->escalate->to_roles, rule->channels,
+                                        rule->quiet_hours, *contacts)) {
+            reached.push_back(json{{"contact", intent.contact_id},
+                                   {"role", intent.role},
+                                   {"channel", intent.channel},
+                                   {"send_at", format_rfc3339(when(intent, due))}});
+          }
+          escalations.push_back(json{{"rule", rule->id},
+                                     {"after", format_duration(rule->escalate->after)},
+                                     {"due_at", format_rfc3339(due)},
+                                     {"to_roles", rule->escalate->to_roles},
+                                     {"unless", "someone the rule reached acknowledges first"},
+                                     {"messages", reached}});
+        }
         return json{{"phase", to_string(*phase)},
                     {"severity", to_string(*severity)},
                     {"at", format_rfc3339(at)},
                     {"messages", messages},
+                    {"escalations", escalations},
                     {"warnings", plan::plan_warnings(plan, *contacts)}};
       },
       [](const json& j) { return j; }, respond);

@@ -209,7 +209,7 @@ Api::Api(ApiOptions options, store::Store& store, ingest::Ingestor& ingestor, co
     : impl_(std::make_unique<Impl>(Impl{
           options,
           Services{store, ingestor, clock, metrics_registry, std::move(wake_dispatcher),
-                   options.public_url, options.version},
+                   options.public_url, options.version, options.ack_key},
           {}})) {
   auto& m = metrics_registry;
   m.describe("herald_http_requests_total", "counter", "HTTP requests by route and status.");
@@ -226,6 +226,8 @@ Api::Api(ApiOptions options, store::Store& store, ingest::Ingestor& ingestor, co
       route("GET", "/readyz", Scope::none, readyz),
       route("GET", "/metrics", Scope::none, metrics),
       route("GET", "/v1/version", Scope::none, version),
+      route("GET", "/ack/{id}", Scope::none, get_ack),
+      route("POST", "/ack/{id}", Scope::none, post_ack),
       route("POST", "/v1/events", Scope::ingest, post_event),
       route("GET", "/v1/clients", Scope::admin_read, get_clients),
       route("PUT", "/v1/clients/{client}", Scope::admin, put_client),

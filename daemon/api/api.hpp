@@ -30,6 +30,7 @@ struct ApiOptions {
   std::vector<Token> tokens;
   std::string public_url;
   std::string version;
+  std::string ack_key;  // signs acknowledgement links
 };
 
 class Api {

@@ -27,6 +27,7 @@ struct Services {
   std::function<void()> wake_dispatcher;
   std::string public_url;
   std::string version;
+  std::string ack_key;
 };
 
 struct Call {
@@ -70,6 +71,10 @@ void retry_delivery(Services& s, const Call& c, const http::Responder& respond);
 void get_incident(Services& s, const Call& c, const http::Responder& respond);
 void list_audit(Services& s, const Call& c, const http::Responder& respond);
 void verify_audit(Services& s, const Call& c, const http::Responder& respond);
+
+// Acknowledgement links (daemon/api/ack.cpp)
+void get_ack(Services& s, const Call& c, const http::Responder& respond);
+void post_ack(Services& s, const Call& c, const http::Responder& respond);
 
 // Operations (daemon/api/api.cpp)
 std::string render_metrics(Services& s);

@@ -1,6 +1,8 @@
 // Ingest, the delivery log, incident timelines and the audit trail.
 #include <fmt/format.h>
 
+#include <algorithm>
+
 #include "daemon/api/context.hpp"
 #include "daemon/ingest/ingest.hpp"
 
@@ -27,7 +29,11 @@ json message_json(const Message& m) {
               {"created_at", format_rfc3339(m.created_at)},
               {"send_at", format_rfc3339(m.send_at)},
               {"delivered_at", time_json(m.delivered_at)},
-              {"last_error", m.last_error.empty() ? json(nullptr) : json(m.last_error)}};
+              {"last_error", m.last_error.empty() ? json(nullptr) : json(m.last_error)},
+              {"kind", m.kind},
+              {"planned_at", format_rfc3339(m.planned_at)},
+              {"repeat", m.repeat ? json(format_duration(*m.repeat)) : json(nullptr)},
+              {"acknowledged_at", time_json(m.acknowledged_at)}};
 }
 
 json attempt_json(const Attempt& a) {
@@ -298,10 +304,49 @@ void get_incident(Services& s, const Call& c, const http::Responder& respond) {
                               {"messages", e.messages},
                               {"source", e.event.source}});
     }
+    auto acks = repo.acks(client_id, incident_id);
+    auto escalations = repo.escalations(client_id, incident_id);
+    if (!acks || !escalations) {
+      return !acks ? acks.error() : escalations.error();
+    }
+    for (const auto& a : *acks) {
+      timeline.push_back(json{{"type", "ack"},
+                              {"at", format_rfc3339(a.at)},
+                              {"message", a.message_id},
+                              {"contact", a.contact_id},
+                              {"phase", std::string(to_string(a.phase))},
+                              {"rule", a.rule_id}});
+    }
+    for (const auto& e : *escalations) {
+      timeline.push_back(json{{"type", "escalation"},
+                              {"at", format_rfc3339(e.resolved_at.value_or(e.due_at))},
+                              {"due_at", format_rfc3339(e.due_at)},
+                              {"id", e.id},
+                              {"phase", std::string(to_string(e.phase))},
+                              {"rule", e.rule_id},
+                              {"to_roles", e.to_roles},
+                              {"status", std::string(store::to_string(e.status))},
+                              {"messages", e.messages}});
+    }
     json list = json::array();
     for (const auto& m : messages->items) {
       list.push_back(message_json(m));
+      const char* what = m.status == MessageStatus::delivered ? "delivered"
+                         : m.status == MessageStatus::failed  ? "failed"
+                                                              : nullptr;
+      if (what) {
+        timeline.push_back(
+            json{{"type", std::string("message.") + what},
+                 {"at", format_rfc3339(m.delivered_at.value_or(m.send_at))},
+                 {"message", m.id},
+                 {"channel", m.channel},
+                 {"contact", m.contact_id.empty() ? json(nullptr) : json(m.contact_id)},
+                 {"endpoint", m.endpoint_id.empty() ? json(nullptr) : json(m.endpoint_id)}});
+      }
     }
+    std::stable_sort(timeline.begin(), timeline.end(), [](const json& a, const json& b) {
+      return parse_rfc3339(a["at"].get<std::string>()) < parse_rfc3339(b["at"].get<std::string>());
+    });
     return json{{"client", i.client_id},
                 {"id", i.id},
                 {"title", i.title},

@@ -13,6 +13,7 @@
 #include "channels/registry.hpp"
 #include "daemon/api/api.hpp"
 #include "daemon/config/config.hpp"
+#include "daemon/core/ack_link.hpp"
 #include "daemon/dispatch/dispatcher.hpp"
 #include "daemon/ingest/ingest.hpp"
 #include "daemon/render/renderer.hpp"
@@ -83,6 +84,22 @@ int serve(const std::string& config_path) {
   spdlog::info("database {} ready (schema version {})", cfg.storage.database,
                store::latest_schema_version());
 
+  // The key that signs acknowledgement links: made at the first start, kept in the database so
+  // links in messages already sent stay valid across restarts.
+  std::string ack_key;
+  Status keyed = (*store)->write_sync([&ack_key](store::Repo& r) -> Status {
+    auto existing = r.meta("ack_key");
+    if (!existing) {
+      return existing.error();
+    }
+    ack_key = existing->value_or(new_ack_key());
+    return existing->has_value() ? Status{} : r.set_meta("ack_key", ack_key);
+  });
+  if (!keyed) {
+    spdlog::critical("cannot set up the acknowledgement key: {}", keyed.error().message);
+    return 1;
+  }
+
   auto renderer = render::Renderer::load_shipped();
   if (!renderer) {
     spdlog::critical("templates: {}", renderer.error().message);
@@ -112,6 +129,7 @@ int serve(const std::string& config_path) {
   dopts.max_backoff = cfg.delivery.max_backoff;
   dopts.retry_horizon = cfg.delivery.retry_horizon;
   dopts.public_url = cfg.server.public_url;
+  dopts.ack_key = ack_key;
   dispatch::Dispatcher dispatcher(dopts, **store, *renderer, channels, transport, clock, metrics);
   if (auto st = dispatcher.start(); !st) {
     spdlog::critical("dispatcher: {}", st.error().message);
@@ -125,6 +143,7 @@ int serve(const std::string& config_path) {
   }
   aopts.public_url = cfg.server.public_url;
   aopts.version = HERALD_VERSION;
+  aopts.ack_key = ack_key;
   api::Api api(aopts, **store, ingestor, clock, metrics, [&dispatcher] { dispatcher.wake(); });
 
   http::ServerOptions hopts;

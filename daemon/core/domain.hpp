@@ -160,6 +160,11 @@ struct Message {
   Timestamp send_at{};
   std::optional<Timestamp> delivered_at;
   std::string last_error;
+  std::optional<Millis> repeat;  // a fresh update follows this long after planned_at
+  Timestamp planned_at{};        // when due before quiet hours deferred it
+  QuietHoursPolicy quiet_hours = QuietHoursPolicy::respect;
+  std::string kind = "notify";  // or "escalation"
+  std::optional<Timestamp> acknowledged_at;
 };
 
 enum class AttemptOutcome { delivered, retryable, permanent };

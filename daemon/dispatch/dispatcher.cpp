@@ -14,8 +14,10 @@
 #include <thread>
 
 #include "channels/registry.hpp"
+#include "daemon/core/ack_link.hpp"
 #include "daemon/core/crypto.hpp"
 #include "daemon/render/renderer.hpp"
+#include "daemon/schedule/scheduler.hpp"
 #include "daemon/store/store.hpp"
 #include "daemon/transport/transport.hpp"
 
@@ -207,6 +209,9 @@ struct Dispatcher::Impl {
     if (loaded->contact) {
       ctx.contact_name = loaded->contact->name;
       ctx.contact_role = m.role;
+      if (!options.ack_key.empty() && !options.public_url.empty()) {
+        ctx.ack_url = ack_url(options.public_url, options.ack_key, m.id);
+      }
     }
     auto rendered = renderer.render(ctx, m.channel, endpoint_type);
     if (!rendered) {
@@ -379,6 +384,35 @@ struct Dispatcher::Impl {
     record(unsent);
   }
 
+  bool stopping_now() {
+    std::lock_guard lock(mutex);
+    return stopping;
+  }
+
+  // Escalations that fell due add messages; they are claimed in the same pass.
+  void fire_escalations() {
+    auto now = clock.now();
+    std::vector<schedule::EscalationOutcome> fired;
+    Status st = store.write_sync([&](store::Repo& r) -> Status {
+      auto f = schedule::fire_due_escalations(r, now, 100);
+      if (!f) {
+        return f.error();
+      }
+      fired = std::move(*f);
+      return {};
+    });
+    if (!st) {
+      spdlog::error("cannot resolve due escalations: {}", st.error().message);
+      return;
+    }
+    for (const auto& e : fired) {
+      spdlog::info("escalation {} {}: {} message(s)", e.id, store::to_string(e.status),
+                   e.messages);
+      metrics.add("herald_escalations_total",
+                  fmt::format("status=\"{}\"", store::to_string(e.status)));
+    }
+  }
+
   void run() {
     while (true) {
       std::vector<Completion> done;
@@ -399,6 +433,9 @@ struct Dispatcher::Impl {
       // A read first: claiming takes the writer, and most wake-ups find nothing due yet.
       auto next = store.read<std::optional<Timestamp>>([](store::Repo& r) { return r.next_due(); });
       bool due = next && next->has_value() && **next <= clock.now();
+      if (due && !stopping_now()) {
+        fire_escalations();
+      }
       int claimed_count = 0;
       if (capacity > 0 && due) {
         std::vector<Message> claimed;
@@ -409,7 +446,8 @@ struct Dispatcher::Impl {
             return c.error();
           }
           claimed = std::move(*c);
-          return {};
+          // The next update of a repeating message is stored with the claim, atomically.
+          return schedule::schedule_repeats(r, claimed, now);
         });
         if (!st) {
           spdlog::error("cannot claim due messages: {}", st.error().message);
@@ -452,6 +490,8 @@ Dispatcher::Dispatcher(DispatcherOptions options, store::Store& store,
     };
   }
   metrics.describe("herald_attempts_total", "counter", "Delivery attempts by channel and outcome.");
+  metrics.describe("herald_escalations_total", "counter",
+                   "Escalations resolved: fired, acknowledged (in time) or cancelled.");
   metrics.describe("herald_attempt_duration_seconds", "histogram",
                    "Time from handing a message to the transport to its answer.");
 }

@@ -35,7 +35,8 @@ struct DispatcherOptions {
   Millis retry_horizon{86'400'000};    // after this long since creation, a message fails
   Millis min_backoff{500};             // full jitter may draw ~0: never retry sooner than this
   Millis poll_interval{1'000};         // a safety net; new work wakes the dispatcher at once
-  std::string public_url;
+  std::string public_url;  // base of acknowledgement links
+  std::string ack_key;     // signs them; people get no link when empty
 };
 
 // The wait before the next attempt after `attempt` failed: full jitter over an exponentially

@@ -2,12 +2,14 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <set>
 
 #include "daemon/plan/plan_json.hpp"
 #include "daemon/plan/planner.hpp"
+#include "daemon/schedule/schedule.hpp"
 #include "daemon/store/store.hpp"
 
 namespace herald::ingest {
@@ -296,8 +298,34 @@ Result<IngestResult> apply_event(store::Repo& repo, const Event& input, Timestam
         plan = std::move(*parsed);
       }
     }
+    if (auto c = repo.cancel_escalations_other_phases(event.client_id, event.incident_id,
+                                                      event.phase, now);
+        !c) {
+      return c.error();
+    }
     auto intents =
         plan::plan_messages(plan, event.phase, event.severity, *contacts, *endpoints);
+    for (const Rule* rule : plan::matching_rules(plan, event.phase, event.severity)) {
+      if (!rule->escalate) {
+        continue;
+      }
+      store::EscalationRecord esc;
+      esc.id = "esc_" + plan::message_id(event.client_id, event.event_id, rule->id, "escalation",
+                                         "", 1)
+                            .substr(4);
+      esc.client_id = event.client_id;
+      esc.incident_id = event.incident_id;
+      esc.event_id = event.event_id;
+      esc.phase = event.phase;
+      esc.rule_id = rule->id;
+      esc.due_at = std::max(now, event.occurred_at + rule->escalate->after);
+      esc.to_roles = rule->escalate->to_roles;
+      esc.channels = rule->channels;
+      esc.quiet_hours = rule->quiet_hours;
+      if (auto inserted = repo.insert_escalation(esc); !inserted) {
+        return inserted.error();
+      }
+    }
     for (const auto& intent : intents) {
       Message m;
       std::string recipient = intent.contact_id.empty() ? "endpoint:" + intent.endpoint_id
@@ -315,7 +343,15 @@ Result<IngestResult> apply_event(store::Repo& repo, const Event& input, Timestam
       m.channel = intent.channel;
       m.status = MessageStatus::scheduled;
       m.created_at = now;
-      m.send_at = std::max(now, event.occurred_at + intent.delay);
+      m.planned_at = std::max(now, event.occurred_at + intent.delay);
+      m.repeat = intent.repeat;
+      m.quiet_hours = intent.quiet_hours;
+      m.send_at = m.planned_at;
+      if (!intent.contact_id.empty()) {
+        auto contact = std::find_if(contacts->begin(), contacts->end(),
+                                    [&](const Contact& c) { return c.id == intent.contact_id; });
+        m.send_at = schedule::send_time(m.planned_at, *contact, intent.quiet_hours);
+      }
       auto inserted = repo.insert_message(m);
       if (!inserted) {
         return inserted.error();

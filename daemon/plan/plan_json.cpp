@@ -122,8 +122,8 @@ class RuleParser {
     if (auto d = duration("repeat"); !d) {
       return d.error();
     } else if (d->has_value()) {
-      if (**d < std::chrono::minutes(1)) {
-        return fail("repeat", "must be at least 1m");
+      if (**d < std::chrono::seconds(1)) {
+        return fail("repeat", "must be at least 1s");
       }
       r.repeat = **d;
     }
@@ -311,6 +311,13 @@ std::vector<std::string> plan_warnings(const Plan& plan, const std::vector<Conta
       if (!held.count(role) && reported.insert(role).second) {
         out.push_back(fmt::format("rule \"{}\": no contact holds the role \"{}\"", r.id, role));
       }
+    }
+  }
+  for (const Rule& r : plan.rules) {
+    if (r.repeat && *r.repeat < std::chrono::minutes(5)) {
+      out.push_back(fmt::format("rule \"{}\" repeats every {}: its recipients get a message that "
+                                "often for as long as the phase lasts",
+                                r.id, format_duration(*r.repeat)));
     }
   }
   for (Phase p : kAllPhases) {

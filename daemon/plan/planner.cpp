@@ -44,14 +44,38 @@ std::vector<std::string> channels_for(const Rule& rule, const Contact& contact) 
   return out;
 }
 
+std::vector<const Rule*> matching_rules(const Plan& plan, Phase phase, Severity severity) {
+  std::vector<const Rule*> out;
+  for (const Rule& rule : plan.rules) {
+    if (covers(rule, phase, severity)) {
+      out.push_back(&rule);
+    }
+  }
+  return out;
+}
+
+std::vector<Intent> escalation_intents(const std::string& rule_id,
+                                       const std::vector<std::string>& to_roles,
+                                       const std::vector<std::string>& channels,
+                                       QuietHoursPolicy quiet_hours,
+                                       const std::vector<Contact>& contacts) {
+  Plan plan;
+  Rule rule;
+  rule.id = rule_id;
+  rule.phases = {Phase::preparation};
+  rule.roles = to_roles;
+  rule.channels = channels;
+  rule.quiet_hours = quiet_hours;
+  plan.rules.push_back(std::move(rule));
+  return plan_messages(plan, Phase::preparation, Severity::critical, contacts, {});
+}
+
 std::vector<Intent> plan_messages(const Plan& plan, Phase phase, Severity severity,
                                   const std::vector<Contact>& contacts,
                                   const std::vector<Endpoint>& endpoints) {
   std::vector<Intent> out;
-  for (const Rule& rule : plan.rules) {
-    if (!covers(rule, phase, severity)) {
-      continue;
-    }
+  for (const Rule* matched : matching_rules(plan, phase, severity)) {
+    const Rule& rule = *matched;
     for (const Contact& contact : contacts) {
       auto role = std::find_if(rule.roles.begin(), rule.roles.end(),
                                [&](const std::string& r) { return contains(contact.roles, r); });
@@ -65,6 +89,7 @@ std::vector<Intent> plan_messages(const Plan& plan, Phase phase, Severity severi
         intent.role = *role;
         intent.channel = channel;
         intent.delay = rule.delay;
+        intent.repeat = rule.repeat;
         intent.quiet_hours = rule.quiet_hours;
         out.push_back(std::move(intent));
       }
@@ -80,6 +105,7 @@ std::vector<Intent> plan_messages(const Plan& plan, Phase phase, Severity severi
       intent.endpoint_id = endpoint->id;
       intent.channel = std::string(channel_of(endpoint->type));
       intent.delay = rule.delay;
+      intent.repeat = rule.repeat;
       // Rooms and webhooks have no quiet hours: they are machines or shared channels.
       intent.quiet_hours = QuietHoursPolicy::ignore;
       out.push_back(std::move(intent));

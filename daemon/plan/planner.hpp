@@ -2,6 +2,7 @@
 // messages the event implies. No I/O, no clock: same inputs, same messages, same ids.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -18,8 +19,20 @@ struct Intent {
   std::string endpoint_id;  // set for endpoints
   std::string channel;      // email, sms, chat, webhook
   Millis delay{0};
+  std::optional<Millis> repeat;
   QuietHoursPolicy quiet_hours = QuietHoursPolicy::respect;
 };
+
+// The rules that apply to an event of this phase and severity, in plan order.
+std::vector<const Rule*> matching_rules(const Plan& plan, Phase phase, Severity severity);
+
+// The people an escalation reaches: every contact holding one of `to_roles`, on the rule's
+// channels (or their own), like a rule of its own.
+std::vector<Intent> escalation_intents(const std::string& rule_id,
+                                       const std::vector<std::string>& to_roles,
+                                       const std::vector<std::string>& channels,
+                                       QuietHoursPolicy quiet_hours,
+                                       const std::vector<Contact>& contacts);
 
 // Every rule whose phases include `phase` and whose min_severity is at most `severity`:
 // each contact holding one of its roles, once per rule channel they have an address for and

@@ -165,7 +165,8 @@ StoredEvent event_row(Statement& s) {
 
 const std::string kMessageColumns =
     "id, event_id, client_id, incident_id, phase, rule_id, contact_id, endpoint_id, role, "
-    "channel, status, attempts, update_number, created_at, send_at, delivered_at, last_error, seq";
+    "channel, status, attempts, update_number, created_at, send_at, delivered_at, last_error, seq, "
+    "repeat_ms, planned_at, quiet_hours, kind, acknowledged_at";
 
 Message message_row(Statement& s) {
   Message m;
@@ -188,6 +189,15 @@ Message message_row(Statement& s) {
     m.delivered_at = ts(*d);
   }
   m.last_error = s.text(16);
+  if (auto r = s.optional_integer(18)) {
+    m.repeat = Millis{*r};
+  }
+  m.planned_at = s.is_null(19) ? m.send_at : ts(s.integer(19));
+  m.quiet_hours = s.text(20) == "ignore" ? QuietHoursPolicy::ignore : QuietHoursPolicy::respect;
+  m.kind = s.text(21);
+  if (auto a = s.optional_integer(22)) {
+    m.acknowledged_at = ts(*a);
+  }
   return m;
 }
 
@@ -466,8 +476,9 @@ Result<bool> Repo::insert_message(const Message& m) {
   auto r = execute(
       db_,
       "INSERT INTO messages (id, event_id, client_id, incident_id, phase, rule_id, contact_id, "
-      "endpoint_id, role, channel, status, attempts, update_number, created_at, send_at) "
-      "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, 0, ?12, ?13, ?14) "
+      "endpoint_id, role, channel, status, attempts, update_number, created_at, send_at, "
+      "repeat_ms, planned_at, quiet_hours, kind) "
+      "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, 0, ?12, ?13, ?14, ?15, ?16, ?17, ?18) "
       "ON CONFLICT (id) DO NOTHING",
       [&](Statement& s) {
         s.bind(1, m.id).bind(2, m.event_id).bind(3, m.client_id).bind(4, m.incident_id);
@@ -475,6 +486,10 @@ Result<bool> Repo::insert_message(const Message& m) {
         s.bind(8, m.endpoint_id).bind(9, m.role).bind(10, m.channel);
         s.bind(11, to_string(m.status)).bind(12, m.update_number).bind(13, ms(m.created_at));
         s.bind(14, ms(m.send_at));
+        s.bind_optional(15, m.repeat ? std::optional<int64_t>(m.repeat->count()) : std::nullopt);
+        s.bind(16, ms(m.planned_at == Timestamp{} ? m.send_at : m.planned_at));
+        s.bind(17, m.quiet_hours == QuietHoursPolicy::ignore ? "ignore" : "respect");
+        s.bind(18, m.kind);
       });
   if (!r) {
     return r.error();
@@ -539,8 +554,10 @@ Result<int64_t> Repo::requeue_interrupted(Timestamp now) {
 Result<std::optional<Timestamp>> Repo::next_due() {
   auto r = query_one<int64_t>(
       db_,
-      "SELECT MIN(send_at) FROM messages WHERE status IN ('scheduled', 'retrying') "
-      "HAVING MIN(send_at) IS NOT NULL",
+      "SELECT MIN(t) FROM (SELECT MIN(send_at) AS t FROM messages "
+      "WHERE status IN ('scheduled', 'retrying') UNION ALL "
+      "SELECT MIN(due_at) FROM escalations WHERE status = 'pending') "
+      "HAVING MIN(t) IS NOT NULL",
       [](Statement&) {}, [](Statement& s) { return s.integer(0); });
   if (!r) {
     return r.error();
@@ -676,6 +693,225 @@ Result<int64_t> Repo::queue_depth(Timestamp now) {
     return r.error();
   }
   return r->value_or(0);
+}
+
+// ---- acknowledgements and escalations ------------------------------------------------------
+
+std::string_view to_string(EscalationStatus status) {
+  switch (status) {
+    case EscalationStatus::pending: return "pending";
+    case EscalationStatus::fired: return "fired";
+    case EscalationStatus::acknowledged: return "acknowledged";
+    case EscalationStatus::cancelled: return "cancelled";
+  }
+  return "pending";
+}
+
+namespace {
+
+EscalationStatus parse_escalation_status(const std::string& text) {
+  if (text == "fired") {
+    return EscalationStatus::fired;
+  }
+  if (text == "acknowledged") {
+    return EscalationStatus::acknowledged;
+  }
+  if (text == "cancelled") {
+    return EscalationStatus::cancelled;
+  }
+  return EscalationStatus::pending;
+}
+
+const std::string kEscalationColumns =
+    "id, client_id, incident_id, event_id, phase, rule_id, due_at, to_roles, channels, "
+    "quiet_hours, status, resolved_at, messages";
+
+EscalationRecord escalation_row(Statement& s) {
+  EscalationRecord e;
+  e.id = s.text(0);
+  e.client_id = s.text(1);
+  e.incident_id = s.text(2);
+  e.event_id = s.text(3);
+  e.phase = parse_phase(s.text(4)).value_or(Phase::preparation);
+  e.rule_id = s.text(5);
+  e.due_at = ts(s.integer(6));
+  e.to_roles = from_json_array(s.text(7));
+  e.channels = from_json_array(s.text(8));
+  e.quiet_hours = s.text(9) == "ignore" ? QuietHoursPolicy::ignore : QuietHoursPolicy::respect;
+  e.status = parse_escalation_status(s.text(10));
+  if (auto r = s.optional_integer(11)) {
+    e.resolved_at = ts(*r);
+  }
+  e.messages = static_cast<int>(s.integer(12));
+  return e;
+}
+
+AckRecord ack_row(Statement& s) {
+  AckRecord a;
+  a.message_id = s.text(0);
+  a.client_id = s.text(1);
+  a.incident_id = s.text(2);
+  a.phase = parse_phase(s.text(3)).value_or(Phase::preparation);
+  a.rule_id = s.text(4);
+  a.contact_id = s.text(5);
+  a.at = ts(s.integer(6));
+  a.remote = s.text(7);
+  return a;
+}
+
+}  // namespace
+
+Result<bool> Repo::insert_ack(const AckRecord& a) {
+  auto r = execute(db_,
+                   "INSERT INTO acks (message_id, client_id, incident_id, phase, rule_id, "
+                   "contact_id, at, remote) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) "
+                   "ON CONFLICT (message_id) DO NOTHING",
+                   [&](Statement& s) {
+                     s.bind(1, a.message_id).bind(2, a.client_id).bind(3, a.incident_id);
+                     s.bind(4, to_string(a.phase)).bind(5, a.rule_id).bind(6, a.contact_id);
+                     s.bind(7, ms(a.at)).bind(8, a.remote);
+                   });
+  if (!r) {
+    return r.error();
+  }
+  if (*r == 0) {
+    return false;
+  }
+  auto m = execute(db_, "UPDATE messages SET acknowledged_at = ?2 WHERE id = ?1",
+                   [&](Statement& s) { s.bind(1, a.message_id).bind(2, ms(a.at)); });
+  if (!m) {
+    return m.error();
+  }
+  return true;
+}
+
+Result<std::vector<AckRecord>> Repo::acks(std::string_view client_id,
+                                          std::string_view incident_id) {
+  return query<AckRecord>(
+      db_,
+      "SELECT message_id, client_id, incident_id, phase, rule_id, contact_id, at, remote "
+      "FROM acks WHERE client_id = ?1 AND incident_id = ?2 ORDER BY at",
+      [&](Statement& s) { s.bind(1, client_id).bind(2, incident_id); }, ack_row);
+}
+
+Result<bool> Repo::rule_acknowledged(std::string_view client_id, std::string_view incident_id,
+                                     Phase phase, std::string_view rule_id) {
+  auto r = query_one<int64_t>(
+      db_,
+      "SELECT 1 FROM acks WHERE client_id = ?1 AND incident_id = ?2 AND phase = ?3 "
+      "AND rule_id = ?4 LIMIT 1",
+      [&](Statement& s) {
+        s.bind(1, client_id).bind(2, incident_id).bind(3, to_string(phase)).bind(4, rule_id);
+      },
+      [](Statement& s) { return s.integer(0); });
+  if (!r) {
+    return r.error();
+  }
+  return r->has_value();
+}
+
+Result<bool> Repo::contact_acknowledged(std::string_view client_id, std::string_view incident_id,
+                                        Phase phase, std::string_view rule_id,
+                                        std::string_view contact_id) {
+  auto r = query_one<int64_t>(
+      db_,
+      "SELECT 1 FROM acks WHERE client_id = ?1 AND incident_id = ?2 AND phase = ?3 "
+      "AND rule_id = ?4 AND contact_id = ?5 LIMIT 1",
+      [&](Statement& s) {
+        s.bind(1, client_id).bind(2, incident_id).bind(3, to_string(phase)).bind(4, rule_id);
+        s.bind(5, contact_id);
+      },
+      [](Statement& s) { return s.integer(0); });
+  if (!r) {
+    return r.error();
+  }
+  return r->has_value();
+}
+
+Result<int64_t> Repo::cancel_contact_pending(std::string_view client_id,
+                                             std::string_view incident_id, Phase phase,
+                                             std::string_view rule_id,
+                                             std::string_view contact_id,
+                                             std::string_view reason) {
+  return execute(db_,
+                 "UPDATE messages SET status = 'cancelled', last_error = ?6 "
+                 "WHERE client_id = ?1 AND incident_id = ?2 AND phase = ?3 AND rule_id = ?4 "
+                 "AND contact_id = ?5 AND status IN ('scheduled', 'retrying')",
+                 [&](Statement& s) {
+                   s.bind(1, client_id).bind(2, incident_id).bind(3, to_string(phase));
+                   s.bind(4, rule_id).bind(5, contact_id).bind(6, reason);
+                 });
+}
+
+Result<bool> Repo::insert_escalation(const EscalationRecord& e) {
+  auto r = execute(db_,
+                   "INSERT INTO escalations (" + kEscalationColumns +
+                       ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, NULL, 0) "
+                       "ON CONFLICT (id) DO NOTHING",
+                   [&](Statement& s) {
+                     s.bind(1, e.id).bind(2, e.client_id).bind(3, e.incident_id);
+                     s.bind(4, e.event_id).bind(5, to_string(e.phase)).bind(6, e.rule_id);
+                     s.bind(7, ms(e.due_at)).bind(8, to_json_array(e.to_roles));
+                     s.bind(9, to_json_array(e.channels));
+                     s.bind(10, e.quiet_hours == QuietHoursPolicy::ignore ? "ignore" : "respect");
+                     s.bind(11, to_string(e.status));
+                   });
+  if (!r) {
+    return r.error();
+  }
+  return *r > 0;
+}
+
+Result<std::vector<EscalationRecord>> Repo::due_escalations(Timestamp now, int limit) {
+  return query<EscalationRecord>(
+      db_,
+      "SELECT " + kEscalationColumns +
+          " FROM escalations WHERE status = 'pending' AND due_at <= ?1 ORDER BY due_at LIMIT ?2",
+      [&](Statement& s) { s.bind(1, ms(now)).bind(2, limit); }, escalation_row);
+}
+
+Status Repo::resolve_escalation(std::string_view id, EscalationStatus status, Timestamp at,
+                                int messages) {
+  return as_status(execute(
+      db_, "UPDATE escalations SET status = ?2, resolved_at = ?3, messages = ?4 WHERE id = ?1",
+      [&](Statement& s) {
+        s.bind(1, id).bind(2, to_string(status)).bind(3, ms(at)).bind(4, messages);
+      }));
+}
+
+Result<int64_t> Repo::acknowledge_escalations(std::string_view client_id,
+                                              std::string_view incident_id, Phase phase,
+                                              std::string_view rule_id, Timestamp at) {
+  return execute(db_,
+                 "UPDATE escalations SET status = 'acknowledged', resolved_at = ?5 "
+                 "WHERE client_id = ?1 AND incident_id = ?2 AND phase = ?3 AND rule_id = ?4 "
+                 "AND status = 'pending'",
+                 [&](Statement& s) {
+                   s.bind(1, client_id).bind(2, incident_id).bind(3, to_string(phase));
+                   s.bind(4, rule_id).bind(5, ms(at));
+                 });
+}
+
+Result<int64_t> Repo::cancel_escalations_other_phases(std::string_view client_id,
+                                                      std::string_view incident_id, Phase keep,
+                                                      Timestamp at) {
+  return execute(db_,
+                 "UPDATE escalations SET status = 'cancelled', resolved_at = ?4 "
+                 "WHERE client_id = ?1 AND incident_id = ?2 AND phase != ?3 "
+                 "AND status = 'pending'",
+                 [&](Statement& s) {
+                   s.bind(1, client_id).bind(2, incident_id).bind(3, to_string(keep));
+                   s.bind(4, ms(at));
+                 });
+}
+
+Result<std::vector<EscalationRecord>> Repo::escalations(std::string_view client_id,
+                                                        std::string_view incident_id) {
+  return query<EscalationRecord>(
+      db_,
+      "SELECT " + kEscalationColumns +
+          " FROM escalations WHERE client_id = ?1 AND incident_id = ?2 ORDER BY due_at",
+      [&](Statement& s) { s.bind(1, client_id).bind(2, incident_id); }, escalation_row);
 }
 
 // ---- meta and audit ------------------------------------------------------------------------

@@ -75,6 +75,37 @@ struct StatusCount {
   int64_t count = 0;
 };
 
+struct AckRecord {
+  std::string message_id;
+  std::string client_id;
+  std::string incident_id;
+  Phase phase = Phase::preparation;
+  std::string rule_id;
+  std::string contact_id;
+  Timestamp at{};
+  std::string remote;
+};
+
+enum class EscalationStatus { pending, fired, acknowledged, cancelled };
+std::string_view to_string(EscalationStatus status);
+
+// "If nobody holding the rule's roles acknowledges by due_at, tell to_roles as well."
+struct EscalationRecord {
+  std::string id;
+  std::string client_id;
+  std::string incident_id;
+  std::string event_id;
+  Phase phase = Phase::preparation;
+  std::string rule_id;
+  Timestamp due_at{};
+  std::vector<std::string> to_roles;
+  std::vector<std::string> channels;
+  QuietHoursPolicy quiet_hours = QuietHoursPolicy::respect;
+  EscalationStatus status = EscalationStatus::pending;
+  std::optional<Timestamp> resolved_at;
+  int messages = 0;
+};
+
 // The hash of an audit record given the previous record's hash.
 std::string audit_hash(const AuditRecord& record);
 
@@ -122,6 +153,7 @@ class Repo {
   // After a restart: messages left `sending` get an attempt recorded as interrupted and are
   // due again at once. Returns how many.
   Result<int64_t> requeue_interrupted(Timestamp now);
+  // The earliest time a message or an escalation falls due.
   Result<std::optional<Timestamp>> next_due();
   Status record_attempt(const Attempt& attempt);
   Status finish_attempt(std::string_view id, MessageStatus status, Timestamp send_at,
@@ -133,6 +165,36 @@ class Repo {
   Result<MessagePage> messages(const MessageFilter& filter);
   Result<std::vector<StatusCount>> message_counts();
   Result<int64_t> queue_depth(Timestamp now);
+
+  // Acknowledgements. insert_ack returns false when the message was acknowledged already.
+  Result<bool> insert_ack(const AckRecord& ack);
+  Result<std::vector<AckRecord>> acks(std::string_view client_id, std::string_view incident_id);
+  // Has anyone acknowledged a message of this rule for this incident and phase?
+  Result<bool> rule_acknowledged(std::string_view client_id, std::string_view incident_id,
+                                 Phase phase, std::string_view rule_id);
+  Result<bool> contact_acknowledged(std::string_view client_id, std::string_view incident_id,
+                                    Phase phase, std::string_view rule_id,
+                                    std::string_view contact_id);
+  // Cancels what is still to be sent to one contact for one rule, incident and phase.
+  Result<int64_t> cancel_contact_pending(std::string_view client_id, std::string_view incident_id,
+                                         Phase phase, std::string_view rule_id,
+                                         std::string_view contact_id, std::string_view reason);
+
+  // Escalations.
+  Result<bool> insert_escalation(const EscalationRecord& escalation);
+  Result<std::vector<EscalationRecord>> due_escalations(Timestamp now, int limit);
+  Status resolve_escalation(std::string_view id, EscalationStatus status, Timestamp at,
+                            int messages);
+  // Marks pending escalations acknowledged (an ack arrived) for a rule, incident and phase.
+  Result<int64_t> acknowledge_escalations(std::string_view client_id,
+                                          std::string_view incident_id, Phase phase,
+                                          std::string_view rule_id, Timestamp at);
+  // Cancels pending escalations of an incident that belong to another phase.
+  Result<int64_t> cancel_escalations_other_phases(std::string_view client_id,
+                                                  std::string_view incident_id, Phase keep,
+                                                  Timestamp at);
+  Result<std::vector<EscalationRecord>> escalations(std::string_view client_id,
+                                                    std::string_view incident_id);
 
   Result<std::optional<std::string>> meta(std::string_view key);
   Status set_meta(std::string_view key, std::string_view value);

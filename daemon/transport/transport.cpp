@@ -417,6 +417,7 @@ void Transport::Impl::finish(CURL* easy, CURLcode result) {
     r.transport_error = static_cast<int>(result);
     if (!t->refused.empty()) {
       r.transport_message = t->refused;
+      r.destination_refused = true;
     } else if (t->error[0] != '\0') {
       r.transport_message = t->error;
     } else {

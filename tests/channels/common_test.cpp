@@ -103,6 +103,13 @@ TEST(ClassifyHttp, DetailAndRetryAfter) {
   refused.transport_message = "Failed to connect to hooks.example port 443";
   EXPECT_EQ(classify_http(refused, "Slack").detail,
             "Slack not reached: Failed to connect to hooks.example port 443");
+  EXPECT_EQ(classify_http(refused, "Slack").verdict, Verdict::retryable);
+
+  Response guarded;
+  guarded.transport_error = 7;
+  guarded.destination_refused = true;
+  guarded.transport_message = "destination 10.0.0.5 is a private address";
+  EXPECT_EQ(classify_http(guarded, "Slack").verdict, Verdict::permanent);
 
   Response gone;
   gone.status_code = 404;

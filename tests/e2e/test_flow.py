@@ -322,7 +322,6 @@ class FlowTest(HeraldTestCase):
         plan = [a for a in h.ok("GET", "/v1/audit?kind=plan.put", "audit")["items"]]
         self.assertEqual(len(plan), 1)
 
-    @unittest.expectedFailure  # daemon bug: quiet_hours "respect" is parsed but never applied
     def test_quiet_hours_defer_people(self):
         """CONTRACT: quiet_hours `respect` (the default) defers a message to the end of the
         contact's quiet hours."""

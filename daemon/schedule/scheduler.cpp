@@ -1,0 +1,195 @@
+#include "daemon/schedule/scheduler.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <nlohmann/json.hpp>
+
+#include "daemon/plan/planner.hpp"
+#include "daemon/schedule/schedule.hpp"
+
+namespace herald::schedule {
+namespace {
+
+std::string recipient_of(const Message& m) {
+  return m.contact_id.empty() ? "endpoint:" + m.endpoint_id : "contact:" + m.contact_id;
+}
+
+// Escalation messages get their own id space: "rule#escalation".
+std::string id_rule(const Message& m) {
+  return m.kind == "escalation" ? m.rule_id + "#escalation" : m.rule_id;
+}
+
+}  // namespace
+
+Status schedule_repeats(store::Repo& repo, const std::vector<Message>& claimed, Timestamp now) {
+  for (const Message& m : claimed) {
+    if (!m.repeat) {
+      continue;
+    }
+    auto incident = repo.incident(m.client_id, m.incident_id);
+    if (!incident) {
+      return incident.error();
+    }
+    if (!incident->has_value() || (*incident)->phase != m.phase) {
+      continue;  // the phase is over: no more updates about it
+    }
+    Message next = m;
+    next.update_number = m.update_number + 1;
+    next.id = plan::message_id(m.client_id, m.event_id, id_rule(m), recipient_of(m), m.channel,
+                               next.update_number);
+    next.status = MessageStatus::scheduled;
+    next.attempts = 0;
+    next.created_at = now;
+    next.planned_at = m.planned_at + *m.repeat;
+    next.send_at = next.planned_at;
+    next.delivered_at.reset();
+    next.acknowledged_at.reset();
+    next.last_error.clear();
+    if (!m.contact_id.empty()) {
+      auto acked = repo.contact_acknowledged(m.client_id, m.incident_id, m.phase, m.rule_id,
+                                             m.contact_id);
+      if (!acked) {
+        return acked.error();
+      }
+      if (*acked) {
+        continue;
+      }
+      auto contact = repo.contact(m.client_id, m.contact_id);
+      if (!contact) {
+        return contact.error();
+      }
+      if (!contact->has_value()) {
+        continue;
+      }
+      next.send_at = send_time(next.planned_at, **contact, m.quiet_hours);
+    }
+    if (auto inserted = repo.insert_message(next); !inserted) {
+      return inserted.error();
+    }
+  }
+  return {};
+}
+
+Result<std::vector<EscalationOutcome>> fire_due_escalations(store::Repo& repo, Timestamp now,
+                                                            int limit) {
+  auto due = repo.due_escalations(now, limit);
+  if (!due) {
+    return due.error();
+  }
+  std::vector<EscalationOutcome> out;
+  for (const auto& e : *due) {
+    EscalationOutcome outcome{e.id, store::EscalationStatus::fired, 0};
+    auto acked = repo.rule_acknowledged(e.client_id, e.incident_id, e.phase, e.rule_id);
+    auto incident = repo.incident(e.client_id, e.incident_id);
+    if (!acked || !incident) {
+      return !acked ? acked.error() : incident.error();
+    }
+    if (*acked) {
+      outcome.status = store::EscalationStatus::acknowledged;
+    } else if (!incident->has_value() || (*incident)->phase != e.phase) {
+      outcome.status = store::EscalationStatus::cancelled;
+    } else {
+      auto contacts = repo.contacts(e.client_id);
+      if (!contacts) {
+        return contacts.error();
+      }
+      for (const auto& intent : plan::escalation_intents(e.rule_id, e.to_roles, e.channels,
+                                                         e.quiet_hours, *contacts)) {
+        Message m;
+        m.kind = "escalation";
+        m.rule_id = e.rule_id;
+        m.contact_id = intent.contact_id;
+        m.id = plan::message_id(e.client_id, e.event_id, e.rule_id + "#escalation",
+                                "contact:" + intent.contact_id, intent.channel, 1);
+        m.event_id = e.event_id;
+        m.client_id = e.client_id;
+        m.incident_id = e.incident_id;
+        m.phase = e.phase;
+        m.role = intent.role;
+        m.channel = intent.channel;
+        m.created_at = now;
+        m.planned_at = now;
+        m.quiet_hours = e.quiet_hours;
+        auto contact = std::find_if(contacts->begin(), contacts->end(),
+                                    [&](const Contact& c) { return c.id == intent.contact_id; });
+        m.send_at = send_time(now, *contact, e.quiet_hours);
+        auto inserted = repo.insert_message(m);
+        if (!inserted) {
+          return inserted.error();
+        }
+        outcome.messages += *inserted ? 1 : 0;
+      }
+    }
+    if (auto s = repo.resolve_escalation(e.id, outcome.status, now, outcome.messages); !s) {
+      return s.error();
+    }
+    nlohmann::json data{{"escalation", e.id},
+                        {"incident", e.incident_id},
+                        {"phase", to_string(e.phase)},
+                        {"rule", e.rule_id},
+                        {"to_roles", e.to_roles},
+                        {"status", to_string(outcome.status)},
+                        {"messages", outcome.messages}};
+    if (auto s = repo.audit(fmt::format("escalation.{}", to_string(outcome.status)), "scheduler",
+                            e.client_id, e.incident_id, data.dump(), now);
+        !s) {
+      return s.error();
+    }
+    out.push_back(outcome);
+  }
+  return out;
+}
+
+Result<AckOutcome> acknowledge(store::Repo& repo, const std::string& message_id,
+                               const std::string& remote, Timestamp now) {
+  auto m = repo.message(message_id);
+  if (!m) {
+    return m.error();
+  }
+  if (!m->has_value() || (*m)->contact_id.empty()) {
+    return make_error(ErrorKind::not_found, "not_found", "no such message to acknowledge");
+  }
+  AckOutcome out;
+  out.message = **m;
+  store::AckRecord ack{message_id,  out.message.client_id, out.message.incident_id,
+                       out.message.phase, out.message.rule_id, out.message.contact_id, now,
+                       remote};
+  auto inserted = repo.insert_ack(ack);
+  if (!inserted) {
+    return inserted.error();
+  }
+  out.first = *inserted;
+  if (!out.first) {
+    return out;
+  }
+  out.message.acknowledged_at = now;
+  auto cancelled = repo.cancel_contact_pending(
+      out.message.client_id, out.message.incident_id, out.message.phase, out.message.rule_id,
+      out.message.contact_id, "cancelled: the contact acknowledged");
+  if (!cancelled) {
+    return cancelled.error();
+  }
+  out.cancelled = *cancelled;
+  auto stopped = repo.acknowledge_escalations(out.message.client_id, out.message.incident_id,
+                                              out.message.phase, out.message.rule_id, now);
+  if (!stopped) {
+    return stopped.error();
+  }
+  out.escalations_stopped = *stopped;
+  nlohmann::json data{{"message", message_id},
+                      {"contact", out.message.contact_id},
+                      {"incident", out.message.incident_id},
+                      {"phase", to_string(out.message.phase)},
+                      {"rule", out.message.rule_id},
+                      {"cancelled_messages", out.cancelled},
+                      {"escalations_stopped", out.escalations_stopped}};
+  if (auto s = repo.audit("ack.received", out.message.contact_id, out.message.client_id,
+                          out.message.incident_id, data.dump(), now);
+      !s) {
+    return s.error();
+  }
+  return out;
+}
+
+}  // namespace herald::schedule
