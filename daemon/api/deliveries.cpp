@@ -33,7 +33,8 @@ json message_json(const Message& m) {
               {"kind", m.kind},
               {"planned_at", format_rfc3339(m.planned_at)},
               {"repeat", m.repeat ? json(format_duration(*m.repeat)) : json(nullptr)},
-              {"acknowledged_at", time_json(m.acknowledged_at)}};
+              {"acknowledged_at", time_json(m.acknowledged_at)},
+              {"fallback_of", m.fallback_of.empty() ? json(nullptr) : json(m.fallback_of)}};
 }
 
 json attempt_json(const Attempt& a) {

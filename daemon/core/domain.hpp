@@ -164,6 +164,7 @@ struct Message {
   Timestamp planned_at{};        // when due before quiet hours deferred it
   QuietHoursPolicy quiet_hours = QuietHoursPolicy::respect;
   std::string kind = "notify";  // or "escalation"
+  std::string fallback_of;      // the failed message this one replaces on another channel
   std::optional<Timestamp> acknowledged_at;
 };
 

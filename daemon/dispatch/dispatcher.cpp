@@ -279,7 +279,9 @@ struct Dispatcher::Impl {
       metrics.observe("herald_attempt_duration_seconds", fmt::format("channel=\"{}\"", channel),
                       static_cast<double>(c.duration.count()) / 1000.0);
     }
+    std::vector<std::string> fallbacks;
     Status st = store.write_sync([&](store::Repo& r) -> Status {
+      fallbacks.clear();
       for (size_t i = 0; i < done.size(); ++i) {
         const auto& flight = done[i].flight;
         const auto& [attempt, decision] = rows[i];
@@ -313,6 +315,18 @@ struct Dispatcher::Impl {
         if (!flight.content.content_hash.empty()) {
           data["content_sha256"] = flight.content.content_hash;
         }
+        if (decision.status == MessageStatus::failed) {
+          Message failed = flight.message;
+          failed.last_error = decision.last_error;
+          auto fallback = schedule::plan_fallback(r, failed, now);
+          if (!fallback) {
+            return fallback.error();
+          }
+          if (*fallback) {
+            data["fallback"] = (*fallback)->id;
+            fallbacks.push_back((*fallback)->id + " on " + (*fallback)->channel);
+          }
+        }
         if (auto s = r.audit("delivery.attempt", "dispatcher", flight.message.client_id,
                              flight.message.id, data.dump(-1, ' ', false,
                                                           nlohmann::json::error_handler_t::replace),
@@ -327,6 +341,9 @@ struct Dispatcher::Impl {
       // The messages stay `sending` in the store and are resent after a restart; nothing is
       // lost, at worst delivered twice with the same id.
       spdlog::error("cannot record {} delivery outcomes: {}", done.size(), st.error().message);
+    }
+    for (const auto& f : fallbacks) {
+      spdlog::info("falling back: {}", f);
     }
     for (size_t i = 0; i < done.size(); ++i) {
       const auto& m = done[i].flight.message;

@@ -141,6 +141,67 @@ Result<std::vector<EscalationOutcome>> fire_due_escalations(store::Repo& repo, T
   return out;
 }
 
+Result<std::optional<Message>> plan_fallback(store::Repo& repo, const Message& failed,
+                                             Timestamp now) {
+  if (failed.contact_id.empty()) {
+    return std::optional<Message>{};
+  }
+  auto contact = repo.contact(failed.client_id, failed.contact_id);
+  auto tried = repo.channels_tried(failed);
+  if (!contact || !tried) {
+    return !contact ? contact.error() : tried.error();
+  }
+  if (!contact->has_value()) {
+    return std::optional<Message>{};
+  }
+  const Contact& c = **contact;
+  std::vector<std::string> order = c.channels;
+  if (order.empty()) {
+    order = {std::string(kChannelEmail), std::string(kChannelSms)};
+  }
+  for (const auto& channel : order) {
+    if (std::find(tried->begin(), tried->end(), channel) != tried->end() ||
+        !plan::has_address(c, channel)) {
+      continue;
+    }
+    Message next = failed;
+    next.channel = channel;
+    next.id = plan::message_id(failed.client_id, failed.event_id, id_rule(failed) + "#fallback",
+                               recipient_of(failed), channel, failed.update_number);
+    next.status = MessageStatus::scheduled;
+    next.attempts = 0;
+    next.created_at = now;
+    next.planned_at = now;
+    next.send_at = now;  // the person is already owed this message: no new quiet-hours wait
+    next.delivered_at.reset();
+    next.acknowledged_at.reset();
+    next.last_error.clear();
+    next.repeat.reset();  // the original's successor carries the repeats
+    next.fallback_of = failed.id;
+    auto inserted = repo.insert_message(next);
+    if (!inserted) {
+      return inserted.error();
+    }
+    if (!*inserted) {
+      return std::optional<Message>{};
+    }
+    nlohmann::json data{{"failed", failed.id},
+                        {"failed_channel", failed.channel},
+                        {"fallback", next.id},
+                        {"channel", channel},
+                        {"contact", failed.contact_id},
+                        {"reason", failed.last_error}};
+    if (auto s = repo.audit("delivery.fallback", "dispatcher", failed.client_id, failed.id,
+                            data.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace),
+                            now);
+        !s) {
+      return s.error();
+    }
+    return std::optional<Message>(std::move(next));
+  }
+  return std::optional<Message>{};
+}
+
 Result<AckOutcome> acknowledge(store::Repo& repo, const std::string& message_id,
                                const std::string& remote, Timestamp now) {
   auto m = repo.message(message_id);

@@ -31,6 +31,13 @@ struct EscalationOutcome {
 Result<std::vector<EscalationOutcome>> fire_due_escalations(store::Repo& repo, Timestamp now,
                                                             int limit);
 
+// A message to a person that failed for good goes out again on the person's next channel, in
+// the order of their `channels`, that has not been used for this update yet and that they have
+// an address for. Returns the new message, already stored and audited, or nullopt when no
+// channel is left.
+Result<std::optional<Message>> plan_fallback(store::Repo& repo, const Message& failed,
+                                             Timestamp now);
+
 struct AckOutcome {
   bool first = true;  // false when the message had been acknowledged before
   Message message;

@@ -166,7 +166,7 @@ StoredEvent event_row(Statement& s) {
 const std::string kMessageColumns =
     "id, event_id, client_id, incident_id, phase, rule_id, contact_id, endpoint_id, role, "
     "channel, status, attempts, update_number, created_at, send_at, delivered_at, last_error, seq, "
-    "repeat_ms, planned_at, quiet_hours, kind, acknowledged_at";
+    "repeat_ms, planned_at, quiet_hours, kind, acknowledged_at, fallback_of";
 
 Message message_row(Statement& s) {
   Message m;
@@ -198,6 +198,7 @@ Message message_row(Statement& s) {
   if (auto a = s.optional_integer(22)) {
     m.acknowledged_at = ts(*a);
   }
+  m.fallback_of = s.text(23);
   return m;
 }
 
@@ -477,8 +478,9 @@ Result<bool> Repo::insert_message(const Message& m) {
       db_,
       "INSERT INTO messages (id, event_id, client_id, incident_id, phase, rule_id, contact_id, "
       "endpoint_id, role, channel, status, attempts, update_number, created_at, send_at, "
-      "repeat_ms, planned_at, quiet_hours, kind) "
-      "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, 0, ?12, ?13, ?14, ?15, ?16, ?17, ?18) "
+      "repeat_ms, planned_at, quiet_hours, kind, fallback_of) "
+      "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, 0, ?12, ?13, ?14, ?15, ?16, ?17, ?18, "
+      "?19) "
       "ON CONFLICT (id) DO NOTHING",
       [&](Statement& s) {
         s.bind(1, m.id).bind(2, m.event_id).bind(3, m.client_id).bind(4, m.incident_id);
@@ -490,6 +492,7 @@ Result<bool> Repo::insert_message(const Message& m) {
         s.bind(16, ms(m.planned_at == Timestamp{} ? m.send_at : m.planned_at));
         s.bind(17, m.quiet_hours == QuietHoursPolicy::ignore ? "ignore" : "respect");
         s.bind(18, m.kind);
+        s.bind_text_or_null(19, m.fallback_of);
       });
   if (!r) {
     return r.error();
@@ -617,6 +620,18 @@ Result<std::optional<Message>> Repo::message(std::string_view id) {
   return query_one<Message>(
       db_, "SELECT " + kMessageColumns + " FROM messages WHERE id = ?1",
       [&](Statement& s) { s.bind(1, id); }, message_row);
+}
+
+Result<std::vector<std::string>> Repo::channels_tried(const Message& m) {
+  return query<std::string>(
+      db_,
+      "SELECT DISTINCT channel FROM messages WHERE client_id = ?1 AND event_id = ?2 "
+      "AND rule_id = ?3 AND contact_id = ?4 AND update_number = ?5 AND kind = ?6",
+      [&](Statement& s) {
+        s.bind(1, m.client_id).bind(2, m.event_id).bind(3, m.rule_id).bind(4, m.contact_id);
+        s.bind(5, m.update_number).bind(6, m.kind);
+      },
+      [](Statement& s) { return s.text(0); });
 }
 
 Result<std::vector<Attempt>> Repo::attempts(std::string_view message_id) {

@@ -162,6 +162,8 @@ class Repo {
   Result<std::optional<MessageContent>> content(std::string_view id);
   Result<std::optional<Message>> message(std::string_view id);
   Result<std::vector<Attempt>> attempts(std::string_view message_id);
+  // The channels already used to reach this message's contact with the same update.
+  Result<std::vector<std::string>> channels_tried(const Message& message);
   Result<MessagePage> messages(const MessageFilter& filter);
   Result<std::vector<StatusCount>> message_counts();
   Result<int64_t> queue_depth(Timestamp now);

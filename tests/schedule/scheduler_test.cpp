@@ -251,5 +251,52 @@ TEST_F(SchedulerTest, AClaimRepeatedAfterACrashHasOneSuccessor) {
   EXPECT_EQ(second_updates, 2);  // one per technician, not two
 }
 
+TEST_F(SchedulerTest, AFailedMessageFallsBackToThePersonsNextChannel) {
+  setup(R"({"rules":[{"id":"legal","phases":["containment"],"roles":["legal"],
+            "channels":["email"],"quiet_hours":"ignore"}]})");
+  ASSERT_TRUE(write([](store::Repo& r) -> Status {
+    Contact c;
+    c.client_id = "acme";
+    c.id = "dana";
+    c.name = "Dana";
+    c.roles = {"legal"};
+    c.email = "dana@acme.example";
+    c.phone = "+15551234567";
+    c.channels = {"email", "sms"};
+    return r.put_contact(c, at("2026-01-01T00:00:00Z")).ok() ? Status{}
+                                                              : Status{make_error(ErrorKind::internal, "", "")};
+  }));
+  event("e1", Phase::containment, "2026-01-05T10:00:00Z");
+  auto sent = run_due("2026-01-05T10:00:00Z");
+  auto dana = std::find_if(sent.begin(), sent.end(), [](auto& m) { return m.contact_id == "dana"; });
+  ASSERT_NE(dana, sent.end());
+  Message failed = *dana;
+  failed.last_error = "550 no such user";
+  std::optional<Message> fallback;
+  ASSERT_TRUE(write([&](store::Repo& r) -> Status {
+    auto f = plan_fallback(r, failed, at("2026-01-05T10:01:00Z"));
+    if (!f) {
+      return f.error();
+    }
+    fallback = *f;
+    return {};
+  }));
+  ASSERT_TRUE(fallback);
+  EXPECT_EQ(fallback->channel, "sms");
+  EXPECT_EQ(fallback->fallback_of, failed.id);
+  EXPECT_EQ(fallback->send_at, at("2026-01-05T10:01:00Z"));
+  // Once SMS has been used too, nothing is left; and planning again never duplicates.
+  ASSERT_TRUE(write([&](store::Repo& r) -> Status {
+    auto again = plan_fallback(r, *fallback, at("2026-01-05T10:02:00Z"));
+    EXPECT_TRUE(again && !again->has_value());
+    auto twice = plan_fallback(r, failed, at("2026-01-05T10:03:00Z"));
+    EXPECT_TRUE(twice && !twice->has_value());
+    return {};
+  }));
+  auto records = store_->read<std::vector<store::AuditRecord>>(
+      [](store::Repo& r) { return r.audit_records(0, 100, "delivery.fallback"); });
+  EXPECT_EQ(records->size(), 1u);
+}
+
 }  // namespace
 }  // namespace herald::schedule
