@@ -196,11 +196,16 @@ def toml_string(value):
 
 
 def write_config(workdir, mail_port, hook_port, database=None, delivery=None, extra="",
-                 name="herald.toml"):
+                 name="herald.toml", listen="127.0.0.1:0", public_url=None):
+    """Acknowledgement links name public_url: give listen a real port (closed_port()) then."""
     database = database or os.path.join(workdir, "herald.db")
     lines = [
         "[server]",
-        'listen = "127.0.0.1:0"',
+        f"listen = {toml_string(listen)}",
+    ]
+    if public_url is not None:
+        lines.append(f"public_url = {toml_string(public_url)}")
+    lines += [
         "",
         "[storage]",
         f"database = {toml_string(database)}",
