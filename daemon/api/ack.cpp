@@ -14,12 +14,23 @@ std::string html_escape(std::string_view text) {
   std::string out;
   for (char c : text) {
     switch (c) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&quot;"; break;
-      case '\'': out += "&#39;"; break;
-      default: out += c;
+      case '&':
+        out += "&amp;";
+        break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '"':
+        out += "&quot;";
+        break;
+      case '\'':
+        out += "&#39;";
+        break;
+      default:
+        out += c;
     }
   }
   return out;
@@ -106,8 +117,8 @@ void post_ack(Services& s, const Call& c, const http::Responder& respond) {
   auto outcome = std::make_shared<schedule::AckOutcome>();
   auto now = s.clock.now();
   s.store.write(
-      [id = c.param("id"), remote = c.request.remote_address, now, outcome](store::Repo& r)
-          -> Status {
+      [id = c.param("id"), remote = c.request.remote_address, now,
+       outcome](store::Repo& r) -> Status {
         auto a = schedule::acknowledge(r, id, remote, now);
         if (!a) {
           return a.error();
@@ -126,8 +137,7 @@ void post_ack(Services& s, const Call& c, const http::Responder& respond) {
         respond(page(200, "Thank you: acknowledged",
                      fmt::format("<p>Your acknowledgement of incident <strong>{}</strong> ({}) "
                                  "is recorded{}.</p>",
-                                 html_escape(msg.incident_id),
-                                 html_escape(phase_label(msg.phase)),
+                                 html_escape(msg.incident_id), html_escape(phase_label(msg.phase)),
                                  outcome->first ? "" : " (it had been already)")));
       });
 }

@@ -37,15 +37,17 @@ bool valid_id(std::string_view id) {
 
 Status check_id(std::string_view id, std::string_view what) {
   if (!valid_id(id)) {
-    return make_error(ErrorKind::invalid, "invalid_id",
-                      fmt::format("{} id \"{}\" must be 1-64 letters, digits, '-', '_' or '.'",
-                                  what, id),
-                      std::string(what));
+    return make_error(
+        ErrorKind::invalid, "invalid_id",
+        fmt::format("{} id \"{}\" must be 1-64 letters, digits, '-', '_' or '.'", what, id),
+        std::string(what));
   }
   return {};
 }
 
-bool valid_timezone(const std::string& zone) { return schedule::is_known_zone(zone); }
+bool valid_timezone(const std::string& zone) {
+  return schedule::is_known_zone(zone);
+}
 
 bool valid_email(const std::string& email) {
   static const std::regex kEmail(R"([^@\s<>()\[\],;:"]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*)");
@@ -70,7 +72,9 @@ std::optional<int> parse_clock(const json& v) {
   return std::stoi(m[1]) * 60 + std::stoi(m[2]);
 }
 
-std::string format_clock(int minutes) { return fmt::format("{:02}:{:02}", minutes / 60, minutes % 60); }
+std::string format_clock(int minutes) {
+  return fmt::format("{:02}:{:02}", minutes / 60, minutes % 60);
+}
 
 Status reject_unknown(const json& body, const std::set<std::string>& known) {
   if (!body.is_object()) {
@@ -85,7 +89,7 @@ Status reject_unknown(const json& body, const std::set<std::string>& known) {
 }
 
 Result<std::string> string_field(const json& body, const std::string& key, bool required,
-                                  size_t max_length = 500) {
+                                 size_t max_length = 500) {
   if (!body.contains(key) || body[key].is_null()) {
     if (required) {
       return unprocessable("missing_field", key, fmt::format("{} is required", key));
@@ -127,9 +131,14 @@ json client_json(const Client& c) {
 }
 
 json contact_json(const Contact& c) {
-  json j{{"id", c.id},       {"client", c.client_id}, {"name", c.name},
-         {"roles", c.roles}, {"email", c.email},      {"phone", c.phone},
-         {"timezone", c.timezone}, {"channels", c.channels}};
+  json j{{"id", c.id},
+         {"client", c.client_id},
+         {"name", c.name},
+         {"roles", c.roles},
+         {"email", c.email},
+         {"phone", c.phone},
+         {"timezone", c.timezone},
+         {"channels", c.channels}};
   if (!c.chat.empty()) {
     j["chat"] = c.chat;
   }
@@ -167,15 +176,13 @@ json endpoint_json(const Endpoint& e) {
 
 // Runs a write that also appends an audit record, and answers with `body` on commit.
 void write_and_respond(Services& s, std::function<Status(store::Repo&)> fn,
-                       std::function<http::Response()> on_success,
-                       const http::Responder& respond) {
+                       std::function<http::Response()> on_success, const http::Responder& respond) {
   s.store.write(std::move(fn), [respond, on_success = std::move(on_success)](Status st) {
     respond(st ? on_success() : error_response(st.error()));
   });
 }
 
-Status audit_change(store::Repo& repo, Services& s, const std::string& actor,
-                    std::string_view kind,
+Status audit_change(store::Repo& repo, Services& s, const std::string& actor, std::string_view kind,
                     std::string_view client, std::string_view subject, const json& before,
                     const json& after) {
   json data{{"before", before}, {"after", after}};
@@ -244,8 +251,8 @@ void put_client(Services& s, const Call& c, const http::Responder& respond) {
   }
   static const std::regex kLocale(R"([a-z]{2,3}(-[A-Za-z0-9]{2,8})*)");
   if (!std::regex_match(client.locale, kLocale)) {
-    respond(error_response(unprocessable("invalid_locale", "locale",
-                                         "locale must be a language tag like \"en\" or \"de-AT\"")));
+    respond(error_response(unprocessable(
+        "invalid_locale", "locale", "locale must be a language tag like \"en\" or \"de-AT\"")));
     return;
   }
   auto created = std::make_shared<bool>(false);
@@ -318,9 +325,13 @@ void delete_client(Services& s, const Call& c, const http::Responder& respond) {
         if (!cancelled) {
           return cancelled.error();
         }
-        return audit_change(repo, s, actor, "client.delete", id, id, client_json(**before), nullptr);
+        return audit_change(repo, s, actor, "client.delete", id, id, client_json(**before),
+                            nullptr);
       },
-      [] { return http::Response{204, "", {}, ""}; }, respond);
+      [] {
+        return http::Response{204, "", {}, ""};
+      },
+      respond);
 }
 
 // ---- contacts ------------------------------------------------------------------------------
@@ -329,8 +340,8 @@ namespace {
 
 Result<Contact> parse_contact(const json& body, const std::string& client_id,
                               const std::string& id) {
-  if (auto st = reject_unknown(body, {"id", "name", "roles", "email", "phone", "chat",
-                                      "timezone", "quiet_hours", "channels"});
+  if (auto st = reject_unknown(body, {"id", "name", "roles", "email", "phone", "chat", "timezone",
+                                      "quiet_hours", "channels"});
       !st) {
     return st.error();
   }
@@ -367,9 +378,9 @@ Result<Contact> parse_contact(const json& body, const std::string& client_id,
                          fmt::format("\"{}\" is not an email address", c.email));
   }
   if (!c.phone.empty() && !valid_e164(c.phone)) {
-    return unprocessable("invalid_phone", "phone",
-                         fmt::format("\"{}\" is not an E.164 number like \"+15551234567\"",
-                                     c.phone));
+    return unprocessable(
+        "invalid_phone", "phone",
+        fmt::format("\"{}\" is not an E.164 number like \"+15551234567\"", c.phone));
   }
   if (!valid_timezone(c.timezone)) {
     return unprocessable(
@@ -518,7 +529,10 @@ void delete_contact(Services& s, const Call& c, const http::Responder& respond) 
         return audit_change(repo, s, actor, "contact.delete", client_id, id, contact_json(**before),
                             nullptr);
       },
-      [] { return http::Response{204, "", {}, ""}; }, respond);
+      [] {
+        return http::Response{204, "", {}, ""};
+      },
+      respond);
 }
 
 // ---- endpoints -----------------------------------------------------------------------------
@@ -583,8 +597,7 @@ Result<Endpoint> parse_endpoint(const json& body, const std::string& client_id,
     e.secrets.insert(e.secrets.end(), secrets->begin(), secrets->end());
   }
   if (e.type != EndpointType::webhook && !e.secrets.empty()) {
-    return unprocessable("invalid_field", "secret",
-                         "only webhook endpoints take a signing secret");
+    return unprocessable("invalid_field", "secret", "only webhook endpoints take a signing secret");
   }
   for (size_t i = 0; i < e.secrets.size(); ++i) {
     if (!valid_secret(e.secrets[i])) {
@@ -623,8 +636,7 @@ void put_endpoint(Services& s, const Call& c, const http::Responder& respond) {
   auto created = std::make_shared<bool>(false);
   write_and_respond(
       s,
-      [&s, actor = c.actor, endpoint = *endpoint, created, generated](store::Repo& repo)
-          -> Status {
+      [&s, actor = c.actor, endpoint = *endpoint, created, generated](store::Repo& repo) -> Status {
         if (auto ok = require_client(repo, endpoint.client_id, true); !ok) {
           return ok.error();
         }
@@ -717,7 +729,10 @@ void delete_endpoint(Services& s, const Call& c, const http::Responder& respond)
         return audit_change(repo, s, actor, "endpoint.delete", client_id, id,
                             endpoint_json(**before), nullptr);
       },
-      [] { return http::Response{204, "", {}, ""}; }, respond);
+      [] {
+        return http::Response{204, "", {}, ""};
+      },
+      respond);
 }
 
 // ---- plans ---------------------------------------------------------------------------------
@@ -770,8 +785,7 @@ void put_plan(Services& s, const Call& c, const http::Responder& respond) {
         }
         outcome->version = *version;
         return audit_change(repo, s, actor, "plan.put", client_id, client_id,
-                            *before ? json::parse((*before)->body) : json(nullptr),
-                            outcome->plan);
+                            *before ? json::parse((*before)->body) : json(nullptr), outcome->plan);
       },
       [outcome] {
         json j = outcome->plan;
@@ -828,13 +842,13 @@ void preview_plan(Services& s, const Call& c, const http::Responder& respond) {
   auto phase = parse_phase(*phase_text);
   auto severity = parse_severity(*severity_text);
   if (!phase) {
-    respond(error_response(unprocessable("invalid_phase", "phase",
-                                         fmt::format("unknown phase \"{}\"", *phase_text))));
+    respond(error_response(
+        unprocessable("invalid_phase", "phase", fmt::format("unknown phase \"{}\"", *phase_text))));
     return;
   }
   if (!severity) {
-    respond(error_response(unprocessable(
-        "invalid_severity", "severity", fmt::format("unknown severity \"{}\"", *severity_text))));
+    respond(error_response(unprocessable("invalid_severity", "severity",
+                                         fmt::format("unknown severity \"{}\"", *severity_text))));
     return;
   }
   Timestamp at = s.clock.now();
@@ -934,12 +948,10 @@ void preview_plan(Services& s, const Call& c, const http::Responder& respond) {
                                      {"unless", "someone the rule reached acknowledges first"},
                                      {"messages", reached}});
         }
-        return json{{"phase", to_string(*phase)},
-                    {"severity", to_string(*severity)},
-                    {"at", format_rfc3339(at)},
-                    {"messages", messages},
-                    {"escalations", escalations},
-                    {"warnings", plan::plan_warnings(plan, *contacts)}};
+        return json{
+            {"phase", to_string(*phase)}, {"severity", to_string(*severity)},
+            {"at", format_rfc3339(at)},   {"messages", messages},
+            {"escalations", escalations}, {"warnings", plan::plan_warnings(plan, *contacts)}};
       },
       [](const json& j) { return j; }, respond);
 }

@@ -13,15 +13,24 @@ namespace herald::api {
 
 int status_of(ErrorKind kind) {
   switch (kind) {
-    case ErrorKind::invalid: return 400;
-    case ErrorKind::unauthorized: return 401;
-    case ErrorKind::forbidden: return 403;
-    case ErrorKind::not_found: return 404;
-    case ErrorKind::conflict: return 409;
-    case ErrorKind::too_large: return 413;
-    case ErrorKind::unprocessable: return 422;
-    case ErrorKind::unavailable: return 503;
-    case ErrorKind::internal: return 500;
+    case ErrorKind::invalid:
+      return 400;
+    case ErrorKind::unauthorized:
+      return 401;
+    case ErrorKind::forbidden:
+      return 403;
+    case ErrorKind::not_found:
+      return 404;
+    case ErrorKind::conflict:
+      return 409;
+    case ErrorKind::too_large:
+      return 413;
+    case ErrorKind::unprocessable:
+      return 422;
+    case ErrorKind::unavailable:
+      return 503;
+    case ErrorKind::internal:
+      return 500;
   }
   return 500;
 }
@@ -56,9 +65,10 @@ Result<json> parse_body(const http::Request& request) {
   try {
     return json::parse(request.body);
   } catch (const json::parse_error& e) {
-    return make_error(ErrorKind::invalid, "malformed_json",
-                      fmt::format("the body is not valid JSON (byte {}): {}", e.byte,
-                                  std::string(e.what()).substr(std::string(e.what()).find(':') + 2)));
+    return make_error(
+        ErrorKind::invalid, "malformed_json",
+        fmt::format("the body is not valid JSON (byte {}): {}", e.byte,
+                    std::string(e.what()).substr(std::string(e.what()).find(':') + 2)));
   }
 }
 
@@ -124,22 +134,32 @@ bool has_scope(const Token& token, std::string_view scope) {
 
 bool allows(const Token& token, Scope scope) {
   switch (scope) {
-    case Scope::none: return true;
-    case Scope::ingest: return has_scope(token, "ingest");
-    case Scope::admin: return has_scope(token, "admin");
-    case Scope::admin_read: return has_scope(token, "admin") || has_scope(token, "audit");
-    case Scope::audit: return has_scope(token, "audit");
+    case Scope::none:
+      return true;
+    case Scope::ingest:
+      return has_scope(token, "ingest");
+    case Scope::admin:
+      return has_scope(token, "admin");
+    case Scope::admin_read:
+      return has_scope(token, "admin") || has_scope(token, "audit");
+    case Scope::audit:
+      return has_scope(token, "audit");
   }
   return false;
 }
 
 std::string_view scope_name(Scope scope) {
   switch (scope) {
-    case Scope::ingest: return "ingest";
-    case Scope::admin: return "admin";
-    case Scope::admin_read: return "admin or audit";
-    case Scope::audit: return "audit";
-    case Scope::none: break;
+    case Scope::ingest:
+      return "ingest";
+    case Scope::admin:
+      return "admin";
+    case Scope::admin_read:
+      return "admin or audit";
+    case Scope::audit:
+      return "audit";
+    case Scope::none:
+      break;
   }
   return "none";
 }
@@ -154,9 +174,9 @@ void readyz(Services& s, const Call&, const http::Responder& respond) {
   Status written = s.store.write_sync(
       [now](store::Repo& repo) { return repo.set_meta("ready_check_at", format_rfc3339(now)); });
   if (!written) {
-    respond(json_response(503, json{{"status", "unavailable"},
-                                    {"reason", "database not writable: " +
-                                                   written.error().message}}));
+    respond(
+        json_response(503, json{{"status", "unavailable"},
+                                {"reason", "database not writable: " + written.error().message}}));
     return;
   }
   respond(json_response(200, json{{"status", "ready"}}));
@@ -206,11 +226,11 @@ struct Api::Impl {
 
 Api::Api(ApiOptions options, store::Store& store, ingest::Ingestor& ingestor, const Clock& clock,
          Metrics& metrics_registry, std::function<void()> wake_dispatcher)
-    : impl_(std::make_unique<Impl>(Impl{
-          options,
-          Services{store, ingestor, clock, metrics_registry, std::move(wake_dispatcher),
-                   options.public_url, options.version, options.ack_key},
-          {}})) {
+    : impl_(std::make_unique<Impl>(
+          Impl{options,
+               Services{store, ingestor, clock, metrics_registry, std::move(wake_dispatcher),
+                        options.public_url, options.version, options.ack_key},
+               {}})) {
   auto& m = metrics_registry;
   m.describe("herald_http_requests_total", "counter", "HTTP requests by route and status.");
   m.describe("herald_http_auth_failures_total", "counter",
@@ -240,8 +260,7 @@ Api::Api(ApiOptions options, store::Store& store, ingest::Ingestor& ingestor, co
       route("GET", "/v1/clients/{client}/endpoints", Scope::admin_read, get_endpoints),
       route("PUT", "/v1/clients/{client}/endpoints/{endpoint}", Scope::admin, put_endpoint),
       route("GET", "/v1/clients/{client}/endpoints/{endpoint}", Scope::admin_read, get_endpoint),
-      route("DELETE", "/v1/clients/{client}/endpoints/{endpoint}", Scope::admin,
-            delete_endpoint),
+      route("DELETE", "/v1/clients/{client}/endpoints/{endpoint}", Scope::admin, delete_endpoint),
       route("PUT", "/v1/clients/{client}/plan", Scope::admin, put_plan),
       route("GET", "/v1/clients/{client}/plan", Scope::admin_read, get_plan),
       route("POST", "/v1/clients/{client}/plan/preview", Scope::admin_read, preview_plan),
@@ -273,18 +292,19 @@ void Api::handle(http::Request&& request, http::Responder respond) {
     }
   }
   // The route pattern, not the raw path, labels metrics: ids would explode the series count.
-  auto counted = [&s, respond, label = found ? fmt::format("{}", fmt::join(found->segments, "/"))
-                                             : std::string("unmatched")](http::Response r) {
+  auto counted = [&s, respond,
+                  label = found ? fmt::format("{}", fmt::join(found->segments, "/"))
+                                : std::string("unmatched")](http::Response r) {
     s.metrics.add("herald_http_requests_total",
                   fmt::format("route=\"/{}\",code=\"{}\"", Metrics::label(label), r.status));
     respond(std::move(r));
   };
   if (!found) {
     if (!allowed_methods.empty()) {
-      auto r = error_response(make_error(
-          ErrorKind::invalid, "method_not_allowed",
-          fmt::format("{} is not allowed on {}: use {}", request.method, request.path,
-                      fmt::join(allowed_methods, ", "))));
+      auto r =
+          error_response(make_error(ErrorKind::invalid, "method_not_allowed",
+                                    fmt::format("{} is not allowed on {}: use {}", request.method,
+                                                request.path, fmt::join(allowed_methods, ", "))));
       r.status = 405;
       r.headers.emplace_back("Allow", fmt::format("{}", fmt::join(allowed_methods, ", ")));
       counted(std::move(r));
@@ -299,7 +319,8 @@ void Api::handle(http::Request&& request, http::Responder respond) {
   if (found->scope != Scope::none) {
     auto auth = request.header("authorization");
     const Token* token = nullptr;
-    if (auth && auth->size() > 7 && (auth->rfind("Bearer ", 0) == 0 || auth->rfind("bearer ", 0) == 0)) {
+    if (auth && auth->size() > 7 &&
+        (auth->rfind("Bearer ", 0) == 0 || auth->rfind("bearer ", 0) == 0)) {
       std::string digest = sha256_hex(auth->substr(7));
       for (const auto& t : impl_->options.tokens) {
         // Every token is compared, in constant time, so timing tells nothing of which matched.
@@ -310,17 +331,16 @@ void Api::handle(http::Request&& request, http::Responder respond) {
     }
     if (!token) {
       s.metrics.add("herald_http_auth_failures_total", "code=\"401\"");
-      counted(error_response(make_error(
-          ErrorKind::unauthorized, "unauthorized",
-          auth ? "unknown token" : "missing Authorization: Bearer TOKEN header")));
+      counted(error_response(
+          make_error(ErrorKind::unauthorized, "unauthorized",
+                     auth ? "unknown token" : "missing Authorization: Bearer TOKEN header")));
       return;
     }
     if (!allows(*token, found->scope)) {
       s.metrics.add("herald_http_auth_failures_total", "code=\"403\"");
-      counted(error_response(
-          make_error(ErrorKind::forbidden, "forbidden",
-                     fmt::format("token \"{}\" lacks the scope this needs: {}", token->name,
-                                 scope_name(found->scope)))));
+      counted(error_response(make_error(ErrorKind::forbidden, "forbidden",
+                                        fmt::format("token \"{}\" lacks the scope this needs: {}",
+                                                    token->name, scope_name(found->scope)))));
       return;
     }
     call.actor = token->name;

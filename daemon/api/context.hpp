@@ -33,7 +33,7 @@ struct Services {
 struct Call {
   const http::Request& request;
   std::unordered_map<std::string, std::string> params;  // from the route's {placeholders}
-  std::string actor;                                     // the token's name
+  std::string actor;                                    // the token's name
   const std::string& param(const std::string& name) const { return params.at(name); }
 };
 

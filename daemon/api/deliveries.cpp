@@ -173,10 +173,10 @@ void list_deliveries(Services& s, const Call& c, const http::Responder& respond)
   for (const auto& m : page->items) {
     items.push_back(message_json(m));
   }
-  respond(json_response(200, json{{"items", items},
-                                  {"next_cursor", page->next_seq
-                                                      ? json(std::to_string(*page->next_seq))
-                                                      : json(nullptr)}}));
+  respond(
+      json_response(200, json{{"items", items},
+                              {"next_cursor", page->next_seq ? json(std::to_string(*page->next_seq))
+                                                             : json(nullptr)}}));
 }
 
 void get_delivery(Services& s, const Call& c, const http::Responder& respond) {
@@ -187,8 +187,7 @@ void get_delivery(Services& s, const Call& c, const http::Responder& respond) {
       return m.error();
     }
     if (!m->has_value()) {
-      return make_error(ErrorKind::not_found, "not_found",
-                        fmt::format("no delivery \"{}\"", id));
+      return make_error(ErrorKind::not_found, "not_found", fmt::format("no delivery \"{}\"", id));
     }
     auto attempts = repo.attempts(id);
     if (!attempts) {
@@ -205,12 +204,11 @@ void get_delivery(Services& s, const Call& c, const http::Responder& respond) {
     }
     j["attempts_log"] = list;
     if (content->has_value()) {
-      j["content"] = json{{"address", (*content)->address.empty()
-                                          ? json(nullptr)
-                                          : json((*content)->address)},
-                          {"subject", (*content)->subject},
-                          {"body", (*content)->body},
-                          {"sha256", (*content)->content_hash}};
+      j["content"] =
+          json{{"address", (*content)->address.empty() ? json(nullptr) : json((*content)->address)},
+               {"subject", (*content)->subject},
+               {"body", (*content)->body},
+               {"sha256", (*content)->content_hash}};
     }
     return j;
   });
@@ -275,9 +273,9 @@ void get_incident(Services& s, const Call& c, const http::Responder& respond) {
       return incident.error();
     }
     if (!incident->has_value()) {
-      return make_error(ErrorKind::not_found, "not_found",
-                        fmt::format("client \"{}\" has no incident \"{}\"", client_id,
-                                    incident_id));
+      return make_error(
+          ErrorKind::not_found, "not_found",
+          fmt::format("client \"{}\" has no incident \"{}\"", client_id, incident_id));
     }
     const Incident& i = **incident;
     auto events = repo.incident_events(client_id, incident_id);
@@ -348,19 +346,20 @@ void get_incident(Services& s, const Call& c, const http::Responder& respond) {
     std::stable_sort(timeline.begin(), timeline.end(), [](const json& a, const json& b) {
       return parse_rfc3339(a["at"].get<std::string>()) < parse_rfc3339(b["at"].get<std::string>());
     });
-    return json{{"client", i.client_id},
-                {"id", i.id},
-                {"title", i.title},
-                {"severity", std::string(to_string(i.severity))},
-                {"phase", std::string(to_string(i.phase))},
-                {"previous_phase", i.previous_phase ? json(std::string(to_string(*i.previous_phase)))
-                                                    : json(nullptr)},
-                {"drill", i.drill},
-                {"opened_at", format_rfc3339(i.opened_at)},
-                {"phase_since", format_rfc3339(i.phase_since)},
-                {"updated_at", format_rfc3339(i.updated_at)},
-                {"timeline", timeline},
-                {"messages", list}};
+    return json{
+        {"client", i.client_id},
+        {"id", i.id},
+        {"title", i.title},
+        {"severity", std::string(to_string(i.severity))},
+        {"phase", std::string(to_string(i.phase))},
+        {"previous_phase",
+         i.previous_phase ? json(std::string(to_string(*i.previous_phase))) : json(nullptr)},
+        {"drill", i.drill},
+        {"opened_at", format_rfc3339(i.opened_at)},
+        {"phase_since", format_rfc3339(i.phase_since)},
+        {"updated_at", format_rfc3339(i.updated_at)},
+        {"timeline", timeline},
+        {"messages", list}};
   });
   respond(r ? json_response(200, *r) : error_response(r.error()));
 }
@@ -397,8 +396,8 @@ void list_audit(Services& s, const Call& c, const http::Responder& respond) {
     next.reset();
   }
   respond(json_response(
-      200, json{{"items", items},
-                {"next_cursor", next ? json(std::to_string(*next)) : json(nullptr)}}));
+      200,
+      json{{"items", items}, {"next_cursor", next ? json(std::to_string(*next)) : json(nullptr)}}));
 }
 
 void verify_audit(Services& s, const Call&, const http::Responder& respond) {

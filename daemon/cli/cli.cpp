@@ -1,7 +1,7 @@
 #include "daemon/cli/cli.hpp"
 
-#include <CLI/CLI.hpp>
 #include <fmt/format.h>
+#include <CLI/CLI.hpp>
 
 #include <iostream>
 
@@ -24,8 +24,7 @@ int check_config(const std::string& path) {
   }
   std::cout << fmt::format("{}: ok (listen {}:{}, database {}, {} token(s), email {}, sms {})\n",
                            path, cfg->server.host, cfg->server.port, cfg->storage.database,
-                           cfg->tokens.size(), cfg->smtp ? "on" : "off",
-                           cfg->sms ? "on" : "off");
+                           cfg->tokens.size(), cfg->smtp ? "on" : "off", cfg->sms ? "on" : "off");
   return 0;
 }
 
@@ -79,31 +78,35 @@ int run(int argc, char** argv) {
   app.require_subcommand(1);
 
   std::string config_path;
-  auto* serve_cmd = app.add_subcommand(
-      "serve", "Run the daemon in the foreground (systemd Type=notify aware).\n"
-               "Example: herald serve --config /etc/herald/herald.toml");
+  auto* serve_cmd =
+      app.add_subcommand("serve",
+                         "Run the daemon in the foreground (systemd Type=notify aware).\n"
+                         "Example: herald serve --config /etc/herald/herald.toml");
   serve_cmd->add_option("--config,-c", config_path, "the configuration file (TOML)")
       ->required()
       ->check(CLI::ExistingFile);
 
   std::string check_path;
   auto* check_cmd = app.add_subcommand(
-      "check-config", "Validate a configuration file: exit 0, or print what is wrong and exit 1.\n"
-                      "Example: herald check-config --config examples/herald.toml");
+      "check-config",
+      "Validate a configuration file: exit 0, or print what is wrong and exit 1.\n"
+      "Example: herald check-config --config examples/herald.toml");
   check_cmd->add_option("--config,-c", check_path, "the configuration file (TOML)")->required();
 
   std::string migrate_path;
-  auto* migrate_cmd = app.add_subcommand(
-      "migrate", "Create or upgrade the database schema (serve also does this at start).\n"
-                 "Example: herald migrate --database /var/lib/herald/herald.db");
+  auto* migrate_cmd =
+      app.add_subcommand("migrate",
+                         "Create or upgrade the database schema (serve also does this at start).\n"
+                         "Example: herald migrate --database /var/lib/herald/herald.db");
   migrate_cmd->add_option("--database,-d", migrate_path, "the SQLite database file")->required();
 
   auto* audit_cmd = app.add_subcommand("audit", "Audit trail tools.");
   audit_cmd->require_subcommand(1);
   std::string verify_path;
   auto* verify_cmd = audit_cmd->add_subcommand(
-      "verify", "Check the audit hash chain offline; exit 1 naming the first bad record.\n"
-                "Example: herald audit verify --database /var/lib/herald/herald.db");
+      "verify",
+      "Check the audit hash chain offline; exit 1 naming the first bad record.\n"
+      "Example: herald audit verify --database /var/lib/herald/herald.db");
   verify_cmd->add_option("--database,-d", verify_path, "the SQLite database file")->required();
 
   try {

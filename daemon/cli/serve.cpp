@@ -32,16 +32,16 @@ channels::ChannelSettings channel_settings(const config::Config& c) {
   if (c.smtp) {
     channels::SmtpSettings smtp;
     smtp.url = c.smtp->url;
-    smtp.tls = c.smtp->tls == "required" ? channels::SmtpTls::required
-                                         : channels::SmtpTls::opportunistic;
+    smtp.tls =
+        c.smtp->tls == "required" ? channels::SmtpTls::required : channels::SmtpTls::opportunistic;
     smtp.from = c.smtp->from;
     smtp.username = c.smtp->username;
     smtp.password = c.smtp->password;
     s.smtp = smtp;
   }
   if (c.sms) {
-    s.sms = channels::SmsSettings{c.sms->base_url, c.sms->account_sid, c.sms->auth_token,
-                                  c.sms->from};
+    s.sms =
+        channels::SmsSettings{c.sms->base_url, c.sms->account_sid, c.sms->auth_token, c.sms->from};
   }
   return s;
 }

@@ -19,7 +19,9 @@ std::string base64url(std::string_view data) {
 
 }  // namespace
 
-std::string new_ack_key() { return base64_encode(random_bytes(32)); }
+std::string new_ack_key() {
+  return base64_encode(random_bytes(32));
+}
 
 std::string ack_signature(std::string_view key, std::string_view message_id) {
   std::string data = "herald-ack:";

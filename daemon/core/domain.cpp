@@ -80,15 +80,25 @@ constexpr std::array<std::pair<AttemptOutcome, std::string_view>, 3> kOutcomeNam
 
 }  // namespace
 
-std::optional<Phase> parse_phase(std::string_view text) { return lookup(kPhaseNames, text); }
-std::string_view to_string(Phase phase) { return name_of(kPhaseNames, phase); }
-std::string_view phase_label(Phase phase) { return name_of(kPhaseLabels, phase); }
-int phase_number(Phase phase) { return static_cast<int>(phase) + 1; }
+std::optional<Phase> parse_phase(std::string_view text) {
+  return lookup(kPhaseNames, text);
+}
+std::string_view to_string(Phase phase) {
+  return name_of(kPhaseNames, phase);
+}
+std::string_view phase_label(Phase phase) {
+  return name_of(kPhaseLabels, phase);
+}
+int phase_number(Phase phase) {
+  return static_cast<int>(phase) + 1;
+}
 
 std::optional<Severity> parse_severity(std::string_view text) {
   return lookup(kSeverityNames, text);
 }
-std::string_view to_string(Severity severity) { return name_of(kSeverityNames, severity); }
+std::string_view to_string(Severity severity) {
+  return name_of(kSeverityNames, severity);
+}
 
 bool is_person_channel(std::string_view channel) {
   return channel == kChannelEmail || channel == kChannelSms;
@@ -97,7 +107,9 @@ bool is_person_channel(std::string_view channel) {
 std::optional<EndpointType> parse_endpoint_type(std::string_view text) {
   return lookup(kEndpointTypeNames, text);
 }
-std::string_view to_string(EndpointType type) { return name_of(kEndpointTypeNames, type); }
+std::string_view to_string(EndpointType type) {
+  return name_of(kEndpointTypeNames, type);
+}
 std::string_view channel_of(EndpointType type) {
   return type == EndpointType::webhook ? kChannelWebhook : kChannelChat;
 }
@@ -105,8 +117,12 @@ std::string_view channel_of(EndpointType type) {
 std::optional<MessageStatus> parse_message_status(std::string_view text) {
   return lookup(kStatusNames, text);
 }
-std::string_view to_string(MessageStatus status) { return name_of(kStatusNames, status); }
+std::string_view to_string(MessageStatus status) {
+  return name_of(kStatusNames, status);
+}
 
-std::string_view to_string(AttemptOutcome outcome) { return name_of(kOutcomeNames, outcome); }
+std::string_view to_string(AttemptOutcome outcome) {
+  return name_of(kOutcomeNames, outcome);
+}
 
 }  // namespace herald

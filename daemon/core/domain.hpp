@@ -21,10 +21,9 @@ enum class Phase {
   lessons_learned,
   closed,
 };
-inline constexpr Phase kAllPhases[] = {Phase::preparation, Phase::identification,
-                                       Phase::containment, Phase::eradication,
-                                       Phase::recovery,    Phase::lessons_learned,
-                                       Phase::closed};
+inline constexpr Phase kAllPhases[] = {
+    Phase::preparation, Phase::identification,  Phase::containment, Phase::eradication,
+    Phase::recovery,    Phase::lessons_learned, Phase::closed};
 
 std::optional<Phase> parse_phase(std::string_view text);
 std::string_view to_string(Phase phase);

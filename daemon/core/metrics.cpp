@@ -61,10 +61,17 @@ std::string Metrics::label(std::string_view value) {
   std::string out;
   for (char c : value) {
     switch (c) {
-      case '\\': out += "\\\\"; break;
-      case '"': out += "\\\""; break;
-      case '\n': out += "\\n"; break;
-      default: out += c;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '"':
+        out += "\\\"";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      default:
+        out += c;
     }
   }
   return out;
@@ -89,8 +96,8 @@ std::string Metrics::render() const {
       double cumulative = 0;
       for (size_t i = 0; i < kLatencyBuckets.size(); ++i) {
         cumulative += h.counts[i];
-        out += fmt::format("{}_bucket{{{}{}le=\"{}\"}} {}\n", name, labels, sep,
-                           kLatencyBuckets[i], cumulative);
+        out += fmt::format("{}_bucket{{{}{}le=\"{}\"}} {}\n", name, labels, sep, kLatencyBuckets[i],
+                           cumulative);
       }
       out += fmt::format("{}_bucket{{{}{}le=\"+Inf\"}} {}\n", name, labels, sep, h.count);
       out += fmt::format("{} {}\n", series(name + "_sum", labels), h.sum);

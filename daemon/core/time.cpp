@@ -46,8 +46,8 @@ std::optional<Timestamp> parse_rfc3339(std::string_view text) {
     return v;
   };
   if (text.size() < 20 || !digits(0, 4) || text[4] != '-' || !digits(5, 2) || text[7] != '-' ||
-      !digits(8, 2) || (text[10] != 'T' && text[10] != 't' && text[10] != ' ') ||
-      !digits(11, 2) || text[13] != ':' || !digits(14, 2) || text[16] != ':' || !digits(17, 2)) {
+      !digits(8, 2) || (text[10] != 'T' && text[10] != 't' && text[10] != ' ') || !digits(11, 2) ||
+      text[13] != ':' || !digits(14, 2) || text[16] != ':' || !digits(17, 2)) {
     return std::nullopt;
   }
   date::year_month_day ymd{date::year{num(0, 4)}, date::month{static_cast<unsigned>(num(5, 2))},
@@ -131,11 +131,20 @@ std::optional<Millis> parse_duration(std::string_view text) {
       pos += 2;
     } else {
       switch (text[pos]) {
-        case 's': unit = 1000; break;
-        case 'm': unit = 60'000; break;
-        case 'h': unit = 3'600'000; break;
-        case 'd': unit = 86'400'000; break;
-        default: return std::nullopt;
+        case 's':
+          unit = 1000;
+          break;
+        case 'm':
+          unit = 60'000;
+          break;
+        case 'h':
+          unit = 3'600'000;
+          break;
+        case 'd':
+          unit = 86'400'000;
+          break;
+        default:
+          return std::nullopt;
       }
       ++pos;
     }

@@ -54,11 +54,11 @@ Decision decide(const Message& message, const channels::Outcome& outcome, Timest
       if (next > message.created_at + options.retry_horizon) {
         d.status = MessageStatus::failed;
         d.send_at = message.send_at;
-        d.last_error = fmt::format("gave up after {} attempts over {}: {}", message.attempts,
-                                   format_duration(std::chrono::duration_cast<Millis>(
-                                       std::chrono::floor<std::chrono::seconds>(
-                                           now - message.created_at))),
-                                   outcome.detail);
+        d.last_error =
+            fmt::format("gave up after {} attempts over {}: {}", message.attempts,
+                        format_duration(std::chrono::duration_cast<Millis>(
+                            std::chrono::floor<std::chrono::seconds>(now - message.created_at))),
+                        outcome.detail);
         return d;
       }
       d.status = MessageStatus::retrying;
@@ -94,10 +94,16 @@ std::string thread_key(const Message& m) {
 
 struct Dispatcher::Impl {
   Impl(DispatcherOptions o, store::Store& st, const render::Renderer& r,
-       const channels::ChannelRegistry& ch, transport::Transport& t, const Clock& c,
-       Metrics& m, std::function<double()> rnd)
-      : options(std::move(o)), store(st), renderer(r), channels(ch), transport(t), clock(c),
-        metrics(m), random01(std::move(rnd)) {}
+       const channels::ChannelRegistry& ch, transport::Transport& t, const Clock& c, Metrics& m,
+       std::function<double()> rnd)
+      : options(std::move(o)),
+        store(st),
+        renderer(r),
+        channels(ch),
+        transport(t),
+        clock(c),
+        metrics(m),
+        random01(std::move(rnd)) {}
 
   DispatcherOptions options;
   store::Store& store;
@@ -176,9 +182,9 @@ struct Dispatcher::Impl {
                         fmt::format("contact \"{}\" no longer exists", m.contact_id));
     }
     if (!m.endpoint_id.empty() && (!loaded->endpoint || !loaded->endpoint->enabled)) {
-      return make_error(ErrorKind::not_found, "endpoint_unavailable",
-                        fmt::format("endpoint \"{}\" no longer exists or is disabled",
-                                    m.endpoint_id));
+      return make_error(
+          ErrorKind::not_found, "endpoint_unavailable",
+          fmt::format("endpoint \"{}\" no longer exists or is disabled", m.endpoint_id));
     }
     std::string endpoint_type =
         loaded->endpoint ? std::string(to_string(loaded->endpoint->type)) : std::string();
@@ -274,8 +280,8 @@ struct Dispatcher::Impl {
       rows.emplace_back(std::move(a), std::move(d));
 
       const auto& channel = c.flight.message.channel;
-      metrics.add("herald_attempts_total",
-                  fmt::format("channel=\"{}\",outcome=\"{}\"", channel, to_string(rows.back().first.outcome)));
+      metrics.add("herald_attempts_total", fmt::format("channel=\"{}\",outcome=\"{}\"", channel,
+                                                       to_string(rows.back().first.outcome)));
       metrics.observe("herald_attempt_duration_seconds", fmt::format("channel=\"{}\"", channel),
                       static_cast<double>(c.duration.count()) / 1000.0);
     }
@@ -327,10 +333,9 @@ struct Dispatcher::Impl {
             fallbacks.push_back((*fallback)->id + " on " + (*fallback)->channel);
           }
         }
-        if (auto s = r.audit("delivery.attempt", "dispatcher", flight.message.client_id,
-                             flight.message.id, data.dump(-1, ' ', false,
-                                                          nlohmann::json::error_handler_t::replace),
-                             now);
+        if (auto s = r.audit(
+                "delivery.attempt", "dispatcher", flight.message.client_id, flight.message.id,
+                data.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace), now);
             !s) {
           return s;
         }
@@ -423,8 +428,7 @@ struct Dispatcher::Impl {
       return;
     }
     for (const auto& e : fired) {
-      spdlog::info("escalation {} {}: {} message(s)", e.id, store::to_string(e.status),
-                   e.messages);
+      spdlog::info("escalation {} {}: {} message(s)", e.id, store::to_string(e.status), e.messages);
       metrics.add("herald_escalations_total",
                   fmt::format("status=\"{}\"", store::to_string(e.status)));
     }
@@ -482,8 +486,8 @@ struct Dispatcher::Impl {
       }
       if (next && next->has_value()) {
         auto until = **next - clock.now();
-        wait = std::clamp(std::chrono::duration_cast<Millis>(until), Millis{0},
-                          options.poll_interval);
+        wait =
+            std::clamp(std::chrono::duration_cast<Millis>(until), Millis{0}, options.poll_interval);
       }
       std::unique_lock lock(mutex);
       cv.wait_for(lock, wait, [&] { return woken || stopping || !completions.empty(); });
@@ -496,8 +500,8 @@ Dispatcher::Dispatcher(DispatcherOptions options, store::Store& store,
                        const render::Renderer& renderer, const channels::ChannelRegistry& channels,
                        transport::Transport& transport, const Clock& clock, Metrics& metrics,
                        std::function<double()> random01)
-    : impl_(std::make_unique<Impl>(std::move(options), store, renderer, channels, transport,
-                                   clock, metrics, std::move(random01))) {
+    : impl_(std::make_unique<Impl>(std::move(options), store, renderer, channels, transport, clock,
+                                   metrics, std::move(random01))) {
   if (!impl_->random01) {
     auto engine = std::make_shared<std::mt19937_64>(std::random_device{}());
     auto mutex = std::make_shared<std::mutex>();
@@ -513,7 +517,9 @@ Dispatcher::Dispatcher(DispatcherOptions options, store::Store& store,
                    "Time from handing a message to the transport to its answer.");
 }
 
-Dispatcher::~Dispatcher() { stop(); }
+Dispatcher::~Dispatcher() {
+  stop();
+}
 
 Status Dispatcher::start() {
   auto now = impl_->clock.now();
@@ -523,9 +529,10 @@ Status Dispatcher::start() {
       return n.error();
     }
     if (*n > 0) {
-      spdlog::warn("{} message(s) were in flight when herald last stopped: sending them again "
-                   "with the same ids",
-                   *n);
+      spdlog::warn(
+          "{} message(s) were in flight when herald last stopped: sending them again "
+          "with the same ids",
+          *n);
     }
     return {};
   });
@@ -536,7 +543,9 @@ Status Dispatcher::start() {
   return {};
 }
 
-void Dispatcher::wake() { impl_->notify(); }
+void Dispatcher::wake() {
+  impl_->notify();
+}
 
 void Dispatcher::stop(Millis drain) {
   if (!impl_->thread.joinable()) {

@@ -29,14 +29,14 @@ class Transport;
 namespace herald::dispatch {
 
 struct DispatcherOptions {
-  int concurrency = 16;                // attempts in flight at once
-  Millis retry_base{5'000};            // the first retry waits up to this long
-  Millis max_backoff{3'600'000};       // no wait between attempts is longer
-  Millis retry_horizon{86'400'000};    // after this long since creation, a message fails
-  Millis min_backoff{500};             // full jitter may draw ~0: never retry sooner than this
-  Millis poll_interval{1'000};         // a safety net; new work wakes the dispatcher at once
-  std::string public_url;  // base of acknowledgement links
-  std::string ack_key;     // signs them; people get no link when empty
+  int concurrency = 16;              // attempts in flight at once
+  Millis retry_base{5'000};          // the first retry waits up to this long
+  Millis max_backoff{3'600'000};     // no wait between attempts is longer
+  Millis retry_horizon{86'400'000};  // after this long since creation, a message fails
+  Millis min_backoff{500};           // full jitter may draw ~0: never retry sooner than this
+  Millis poll_interval{1'000};       // a safety net; new work wakes the dispatcher at once
+  std::string public_url;            // base of acknowledgement links
+  std::string ack_key;               // signs them; people get no link when empty
 };
 
 // The wait before the next attempt after `attempt` failed: full jitter over an exponentially

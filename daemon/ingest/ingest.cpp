@@ -74,8 +74,8 @@ Result<Event> parse_event(const json& body) {
   if (!body.is_object()) {
     return make_error(ErrorKind::unprocessable, "invalid_event", "the event must be a JSON object");
   }
-  static const std::set<std::string> kFields{"event_id", "client",  "incident", "phase",
-                                             "occurred_at", "summary", "details", "drill"};
+  static const std::set<std::string> kFields{"event_id",    "client",  "incident", "phase",
+                                             "occurred_at", "summary", "details",  "drill"};
   for (const auto& [key, _] : body.items()) {
     if (!kFields.count(key)) {
       return field_error("unknown_field", key, fmt::format("unknown field \"{}\"", key));
@@ -131,9 +131,9 @@ Result<Event> parse_event(const json& body) {
   if (auto s = parse_severity(*severity)) {
     e.severity = *s;
   } else {
-    return field_error("invalid_severity", "incident.severity",
-                       fmt::format("unknown severity \"{}\" (one of low, medium, high, critical)",
-                                   *severity));
+    return field_error(
+        "invalid_severity", "incident.severity",
+        fmt::format("unknown severity \"{}\" (one of low, medium, high, critical)", *severity));
   }
 
   auto phase = required_string(body, "phase", "phase", 40);
@@ -303,16 +303,15 @@ Result<IngestResult> apply_event(store::Repo& repo, const Event& input, Timestam
         !c) {
       return c.error();
     }
-    auto intents =
-        plan::plan_messages(plan, event.phase, event.severity, *contacts, *endpoints);
+    auto intents = plan::plan_messages(plan, event.phase, event.severity, *contacts, *endpoints);
     for (const Rule* rule : plan::matching_rules(plan, event.phase, event.severity)) {
       if (!rule->escalate) {
         continue;
       }
       store::EscalationRecord esc;
-      esc.id = "esc_" + plan::message_id(event.client_id, event.event_id, rule->id, "escalation",
-                                         "", 1)
-                            .substr(4);
+      esc.id =
+          "esc_" + plan::message_id(event.client_id, event.event_id, rule->id, "escalation", "", 1)
+                       .substr(4);
       esc.client_id = event.client_id;
       esc.incident_id = event.incident_id;
       esc.event_id = event.event_id;
@@ -358,18 +357,18 @@ Result<IngestResult> apply_event(store::Repo& repo, const Event& input, Timestam
       }
       result.messages += *inserted ? 1 : 0;
     }
-    audit_data = nlohmann::json{{"event_id", event.event_id},
-                                {"incident", event.incident_id},
-                                {"phase", to_string(event.phase)},
-                                {"previous_phase", previous_phase
-                                                       ? nlohmann::json(to_string(*previous_phase))
-                                                       : nlohmann::json(nullptr)},
-                                {"severity", to_string(event.severity)},
-                                {"source", event.source},
-                                {"drill", event.drill},
-                                {"messages", result.messages},
-                                {"cancelled", *cancelled}}
-                     .dump();
+    audit_data = nlohmann::json{
+        {"event_id", event.event_id},
+        {"incident", event.incident_id},
+        {"phase", to_string(event.phase)},
+        {"previous_phase",
+         previous_phase ? nlohmann::json(to_string(*previous_phase)) : nlohmann::json(nullptr)},
+        {"severity", to_string(event.severity)},
+        {"source", event.source},
+        {"drill", event.drill},
+        {"messages", result.messages},
+        {"cancelled",
+         *cancelled}}.dump();
   } else {
     audit_data = nlohmann::json{{"event_id", event.event_id},
                                 {"incident", event.incident_id},
@@ -383,8 +382,8 @@ Result<IngestResult> apply_event(store::Repo& repo, const Event& input, Timestam
   if (auto s = repo.insert_event(event, previous_phase, result.applied, result.messages); !s) {
     return s.error();
   }
-  if (auto s = repo.audit("event.received", event.token_name, event.client_id,
-                          event.incident_id, audit_data, now);
+  if (auto s = repo.audit("event.received", event.token_name, event.client_id, event.incident_id,
+                          audit_data, now);
       !s) {
     return s.error();
   }

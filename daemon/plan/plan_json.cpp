@@ -10,15 +10,14 @@ namespace {
 
 using nlohmann::json;
 
-const std::set<std::string> kRuleFields{"id",      "phases", "min_severity", "roles",
-                                        "endpoints", "channels", "delay",  "repeat",
+const std::set<std::string> kRuleFields{"id",          "phases",   "min_severity", "roles",
+                                        "endpoints",   "channels", "delay",        "repeat",
                                         "quiet_hours", "escalate"};
 
 bool valid_id(const std::string& id) {
-  return !id.empty() && id.size() <= 64 &&
-         std::all_of(id.begin(), id.end(), [](char c) {
-           return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.';
-         });
+  return !id.empty() && id.size() <= 64 && std::all_of(id.begin(), id.end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.';
+  });
 }
 
 // Collects the context of the rule being parsed, so every error names rule and field alike.
@@ -180,8 +179,8 @@ class RuleParser {
     if (!field.empty()) {
       path += "." + field;
     }
-    std::string who = name_.empty() ? fmt::format("rule {}", index_)
-                                    : fmt::format("rule \"{}\"", name_);
+    std::string who =
+        name_.empty() ? fmt::format("rule {}", index_) : fmt::format("rule \"{}\"", name_);
     std::string message = field.empty() ? fmt::format("{}: {}", who, problem)
                                         : fmt::format("{}: {}: {}", who, field, problem);
     return make_error(ErrorKind::unprocessable, "invalid_plan", message, path);
@@ -240,8 +239,7 @@ Result<Plan> parse_plan(const json& body, const std::set<std::string>& endpoint_
     }
   }
   if (!body.contains("rules") || !body["rules"].is_array()) {
-    return make_error(ErrorKind::unprocessable, "invalid_plan", "rules must be an array",
-                      "rules");
+    return make_error(ErrorKind::unprocessable, "invalid_plan", "rules must be an array", "rules");
   }
   Plan plan;
   std::set<std::string> ids;
@@ -315,9 +313,10 @@ std::vector<std::string> plan_warnings(const Plan& plan, const std::vector<Conta
   }
   for (const Rule& r : plan.rules) {
     if (r.repeat && *r.repeat < std::chrono::minutes(5)) {
-      out.push_back(fmt::format("rule \"{}\" repeats every {}: its recipients get a message that "
-                                "often for as long as the phase lasts",
-                                r.id, format_duration(*r.repeat)));
+      out.push_back(
+          fmt::format("rule \"{}\" repeats every {}: its recipients get a message that "
+                      "often for as long as the phase lasts",
+                      r.id, format_duration(*r.repeat)));
     }
   }
   for (Phase p : kAllPhases) {

@@ -41,14 +41,20 @@ Status schedule_repeats(store::Repo& repo, const std::vector<Message>& claimed, 
     next.status = MessageStatus::scheduled;
     next.attempts = 0;
     next.created_at = now;
+    // The next slot on the rule's cadence that is still ahead: updates missed while Herald was
+    // down, or held back by quiet hours, are not sent in a burst afterwards.
     next.planned_at = m.planned_at + *m.repeat;
+    if (next.planned_at <= now) {
+      auto behind = (now - m.planned_at) / *m.repeat;
+      next.planned_at = m.planned_at + *m.repeat * (behind + 1);
+    }
     next.send_at = next.planned_at;
     next.delivered_at.reset();
     next.acknowledged_at.reset();
     next.last_error.clear();
     if (!m.contact_id.empty()) {
-      auto acked = repo.contact_acknowledged(m.client_id, m.incident_id, m.phase, m.rule_id,
-                                             m.contact_id);
+      auto acked =
+          repo.contact_acknowledged(m.client_id, m.incident_id, m.phase, m.rule_id, m.contact_id);
       if (!acked) {
         return acked.error();
       }
@@ -94,8 +100,8 @@ Result<std::vector<EscalationOutcome>> fire_due_escalations(store::Repo& repo, T
       if (!contacts) {
         return contacts.error();
       }
-      for (const auto& intent : plan::escalation_intents(e.rule_id, e.to_roles, e.channels,
-                                                         e.quiet_hours, *contacts)) {
+      for (const auto& intent :
+           plan::escalation_intents(e.rule_id, e.to_roles, e.channels, e.quiet_hours, *contacts)) {
         Message m;
         m.kind = "escalation";
         m.rule_id = e.rule_id;
@@ -124,12 +130,9 @@ Result<std::vector<EscalationOutcome>> fire_due_escalations(store::Repo& repo, T
     if (auto s = repo.resolve_escalation(e.id, outcome.status, now, outcome.messages); !s) {
       return s.error();
     }
-    nlohmann::json data{{"escalation", e.id},
-                        {"incident", e.incident_id},
-                        {"phase", to_string(e.phase)},
-                        {"rule", e.rule_id},
-                        {"to_roles", e.to_roles},
-                        {"status", to_string(outcome.status)},
+    nlohmann::json data{{"escalation", e.id},          {"incident", e.incident_id},
+                        {"phase", to_string(e.phase)}, {"rule", e.rule_id},
+                        {"to_roles", e.to_roles},      {"status", to_string(outcome.status)},
                         {"messages", outcome.messages}};
     if (auto s = repo.audit(fmt::format("escalation.{}", to_string(outcome.status)), "scheduler",
                             e.client_id, e.incident_id, data.dump(), now);
@@ -185,15 +188,12 @@ Result<std::optional<Message>> plan_fallback(store::Repo& repo, const Message& f
     if (!*inserted) {
       return std::optional<Message>{};
     }
-    nlohmann::json data{{"failed", failed.id},
-                        {"failed_channel", failed.channel},
-                        {"fallback", next.id},
-                        {"channel", channel},
-                        {"contact", failed.contact_id},
-                        {"reason", failed.last_error}};
-    if (auto s = repo.audit("delivery.fallback", "dispatcher", failed.client_id, failed.id,
-                            data.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace),
-                            now);
+    nlohmann::json data{{"failed", failed.id},          {"failed_channel", failed.channel},
+                        {"fallback", next.id},          {"channel", channel},
+                        {"contact", failed.contact_id}, {"reason", failed.last_error}};
+    if (auto s =
+            repo.audit("delivery.fallback", "dispatcher", failed.client_id, failed.id,
+                       data.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace), now);
         !s) {
       return s.error();
     }
@@ -213,8 +213,13 @@ Result<AckOutcome> acknowledge(store::Repo& repo, const std::string& message_id,
   }
   AckOutcome out;
   out.message = **m;
-  store::AckRecord ack{message_id,  out.message.client_id, out.message.incident_id,
-                       out.message.phase, out.message.rule_id, out.message.contact_id, now,
+  store::AckRecord ack{message_id,
+                       out.message.client_id,
+                       out.message.incident_id,
+                       out.message.phase,
+                       out.message.rule_id,
+                       out.message.contact_id,
+                       now,
                        remote};
   auto inserted = repo.insert_ack(ack);
   if (!inserted) {

@@ -13,8 +13,9 @@
 
 namespace herald::schedule {
 
-// For each claimed message that repeats, stores its successor (update_number + 1, due `repeat`
-// after the claimed one was planned, deferred past the contact's quiet hours) unless the
+// For each claimed message that repeats, stores its successor (update_number + 1, due at the
+// next slot of the `repeat` cadence after `now`, deferred past the contact's quiet hours, so
+// nothing bunches after a quiet night or a restart) unless the
 // incident has left the phase or the contact acknowledged. Successor ids are deterministic, so
 // a message claimed twice (after a crash) still has one successor.
 Status schedule_repeats(store::Repo& repo, const std::vector<Message>& claimed, Timestamp now);

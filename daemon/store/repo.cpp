@@ -9,10 +9,16 @@ namespace {
 
 using nlohmann::json;
 
-int64_t ms(Timestamp t) { return t.time_since_epoch().count(); }
-Timestamp ts(int64_t v) { return Timestamp{Millis{v}}; }
+int64_t ms(Timestamp t) {
+  return t.time_since_epoch().count();
+}
+Timestamp ts(int64_t v) {
+  return Timestamp{Millis{v}};
+}
 
-std::string to_json_array(const std::vector<std::string>& values) { return json(values).dump(); }
+std::string to_json_array(const std::vector<std::string>& values) {
+  return json(values).dump();
+}
 
 std::vector<std::string> from_json_array(const std::string& text) {
   auto parsed = json::parse(text, nullptr, false);
@@ -81,7 +87,9 @@ Status as_status(const Result<int64_t>& r) {
   return {};
 }
 
-Client client_row(Statement& s) { return Client{s.text(0), s.text(1), s.text(2), s.text(3)}; }
+Client client_row(Statement& s) {
+  return Client{s.text(0), s.text(1), s.text(2), s.text(3)};
+}
 
 const std::string kContactColumns =
     "client_id, id, name, roles, email, phone, chat, timezone, quiet_start, quiet_end, channels";
@@ -250,14 +258,14 @@ Result<bool> Repo::put_client(const Client& c, Timestamp now) {
   if (!existing) {
     return existing.error();
   }
-  auto r = execute(db_,
-                   "INSERT INTO clients (id, name, timezone, locale, created_at, updated_at) "
-                   "VALUES (?1, ?2, ?3, ?4, ?5, ?5) ON CONFLICT (id) DO UPDATE SET "
-                   "name = ?2, timezone = ?3, locale = ?4, updated_at = ?5, deleted_at = NULL",
-                   [&](Statement& s) {
-                     s.bind(1, c.id).bind(2, c.name).bind(3, c.timezone).bind(4, c.locale).bind(
-                         5, ms(now));
-                   });
+  auto r = execute(
+      db_,
+      "INSERT INTO clients (id, name, timezone, locale, created_at, updated_at) "
+      "VALUES (?1, ?2, ?3, ?4, ?5, ?5) ON CONFLICT (id) DO UPDATE SET "
+      "name = ?2, timezone = ?3, locale = ?4, updated_at = ?5, deleted_at = NULL",
+      [&](Statement& s) {
+        s.bind(1, c.id).bind(2, c.name).bind(3, c.timezone).bind(4, c.locale).bind(5, ms(now));
+      });
   if (!r) {
     return r.error();
   }
@@ -265,8 +273,7 @@ Result<bool> Repo::put_client(const Client& c, Timestamp now) {
 }
 
 Result<bool> Repo::delete_client(std::string_view id, Timestamp now) {
-  auto r = execute(db_,
-                   "UPDATE clients SET deleted_at = ?2 WHERE id = ?1 AND deleted_at IS NULL",
+  auto r = execute(db_, "UPDATE clients SET deleted_at = ?2 WHERE id = ?1 AND deleted_at IS NULL",
                    [&](Statement& s) { s.bind(1, id).bind(2, ms(now)); });
   if (!r) {
     return r.error();
@@ -274,9 +281,9 @@ Result<bool> Repo::delete_client(std::string_view id, Timestamp now) {
   if (*r == 0) {
     return false;
   }
-  for (const char* sql : {"DELETE FROM contacts WHERE client_id = ?1",
-                          "DELETE FROM endpoints WHERE client_id = ?1",
-                          "DELETE FROM plans WHERE client_id = ?1"}) {
+  for (const char* sql :
+       {"DELETE FROM contacts WHERE client_id = ?1", "DELETE FROM endpoints WHERE client_id = ?1",
+        "DELETE FROM plans WHERE client_id = ?1"}) {
     if (auto d = execute(db_, sql, [&](Statement& s) { s.bind(1, id); }); !d) {
       return d.error();
     }
@@ -387,15 +394,18 @@ Result<std::optional<StoredPlan>> Repo::plan(std::string_view client_id) {
   return query_one<StoredPlan>(
       db_, "SELECT body, version, updated_at FROM plans WHERE client_id = ?1",
       [&](Statement& s) { s.bind(1, client_id); },
-      [](Statement& s) { return StoredPlan{s.text(0), s.integer(1), ts(s.integer(2))}; });
+      [](Statement& s) {
+        return StoredPlan{s.text(0), s.integer(1), ts(s.integer(2))};
+      });
 }
 
 Result<int64_t> Repo::put_plan(std::string_view client_id, std::string_view body, Timestamp now) {
-  auto r = execute(db_,
-                   "INSERT INTO plans (client_id, body, version, updated_at) VALUES (?1, ?2, 1, ?3) "
-                   "ON CONFLICT (client_id) DO UPDATE SET body = ?2, version = version + 1, "
-                   "updated_at = ?3",
-                   [&](Statement& s) { s.bind(1, client_id).bind(2, body).bind(3, ms(now)); });
+  auto r =
+      execute(db_,
+              "INSERT INTO plans (client_id, body, version, updated_at) VALUES (?1, ?2, 1, ?3) "
+              "ON CONFLICT (client_id) DO UPDATE SET body = ?2, version = version + 1, "
+              "updated_at = ?3",
+              [&](Statement& s) { s.bind(1, client_id).bind(2, body).bind(3, ms(now)); });
   if (!r) {
     return r.error();
   }
@@ -437,12 +447,12 @@ Status Repo::insert_event(const Event& e, std::optional<Phase> previous_phase, b
 
 Result<std::vector<StoredEvent>> Repo::incident_events(std::string_view client_id,
                                                        std::string_view incident_id) {
-  return query<StoredEvent>(db_,
-                            "SELECT " + kEventColumns +
-                                " FROM events WHERE client_id = ?1 AND incident_id = ?2 "
-                                "ORDER BY occurred_at, received_at",
-                            [&](Statement& s) { s.bind(1, client_id).bind(2, incident_id); },
-                            event_row);
+  return query<StoredEvent>(
+      db_,
+      "SELECT " + kEventColumns +
+          " FROM events WHERE client_id = ?1 AND incident_id = ?2 "
+          "ORDER BY occurred_at, received_at",
+      [&](Statement& s) { s.bind(1, client_id).bind(2, incident_id); }, event_row);
 }
 
 Result<std::optional<Incident>> Repo::incident(std::string_view client_id, std::string_view id) {
@@ -500,17 +510,16 @@ Result<bool> Repo::insert_message(const Message& m) {
   return *r > 0;
 }
 
-Result<int64_t> Repo::cancel_other_phases(std::string_view client_id,
-                                          std::string_view incident_id, Phase keep,
-                                          std::string_view reason) {
-  return execute(db_,
-                 "UPDATE messages SET status = 'cancelled', last_error = ?4 "
-                 "WHERE client_id = ?1 AND incident_id = ?2 AND phase != ?3 "
-                 "AND status IN ('scheduled', 'retrying')",
-                 [&](Statement& s) {
-                   s.bind(1, client_id).bind(2, incident_id).bind(3, to_string(keep)).bind(4,
-                                                                                           reason);
-                 });
+Result<int64_t> Repo::cancel_other_phases(std::string_view client_id, std::string_view incident_id,
+                                          Phase keep, std::string_view reason) {
+  return execute(
+      db_,
+      "UPDATE messages SET status = 'cancelled', last_error = ?4 "
+      "WHERE client_id = ?1 AND incident_id = ?2 AND phase != ?3 "
+      "AND status IN ('scheduled', 'retrying')",
+      [&](Statement& s) {
+        s.bind(1, client_id).bind(2, incident_id).bind(3, to_string(keep)).bind(4, reason);
+      });
 }
 
 Result<int64_t> Repo::cancel_client(std::string_view client_id, std::string_view reason) {
@@ -591,8 +600,7 @@ Status Repo::finish_attempt(std::string_view id, MessageStatus status, Timestamp
       "WHERE id = ?1",
       [&](Statement& s) {
         s.bind(1, id).bind(2, to_string(status)).bind(3, ms(send_at));
-        s.bind_optional(4, delivered_at ? std::optional<int64_t>(ms(*delivered_at))
-                                        : std::nullopt);
+        s.bind_optional(4, delivered_at ? std::optional<int64_t>(ms(*delivered_at)) : std::nullopt);
         s.bind(5, last_error);
       }));
 }
@@ -602,8 +610,7 @@ Status Repo::set_content(std::string_view id, const MessageContent& c) {
       db_,
       "UPDATE messages SET address = ?2, subject = ?3, body = ?4, content_hash = ?5 WHERE id = ?1",
       [&](Statement& s) {
-        s.bind(1, id).bind(2, c.address).bind(3, c.subject).bind(4, c.body).bind(5,
-                                                                                 c.content_hash);
+        s.bind(1, id).bind(2, c.address).bind(3, c.subject).bind(4, c.body).bind(5, c.content_hash);
       }));
 }
 
@@ -613,7 +620,9 @@ Result<std::optional<MessageContent>> Repo::content(std::string_view id) {
       "SELECT address, subject, body, content_hash FROM messages WHERE id = ?1 "
       "AND content_hash IS NOT NULL",
       [&](Statement& s) { s.bind(1, id); },
-      [](Statement& s) { return MessageContent{s.text(0), s.text(1), s.text(2), s.text(3)}; });
+      [](Statement& s) {
+        return MessageContent{s.text(0), s.text(1), s.text(2), s.text(3)};
+      });
 }
 
 Result<std::optional<Message>> Repo::message(std::string_view id) {
@@ -696,7 +705,9 @@ Result<std::vector<StatusCount>> Repo::message_counts() {
   return query<StatusCount>(
       db_, "SELECT channel, status, COUNT(*) FROM messages GROUP BY channel, status",
       [](Statement&) {},
-      [](Statement& s) { return StatusCount{s.text(0), s.text(1), s.integer(2)}; });
+      [](Statement& s) {
+        return StatusCount{s.text(0), s.text(1), s.integer(2)};
+      });
 }
 
 Result<int64_t> Repo::queue_depth(Timestamp now) {
@@ -714,10 +725,14 @@ Result<int64_t> Repo::queue_depth(Timestamp now) {
 
 std::string_view to_string(EscalationStatus status) {
   switch (status) {
-    case EscalationStatus::pending: return "pending";
-    case EscalationStatus::fired: return "fired";
-    case EscalationStatus::acknowledged: return "acknowledged";
-    case EscalationStatus::cancelled: return "cancelled";
+    case EscalationStatus::pending:
+      return "pending";
+    case EscalationStatus::fired:
+      return "fired";
+    case EscalationStatus::acknowledged:
+      return "acknowledged";
+    case EscalationStatus::cancelled:
+      return "cancelled";
   }
   return "pending";
 }
@@ -845,8 +860,7 @@ Result<bool> Repo::contact_acknowledged(std::string_view client_id, std::string_
 
 Result<int64_t> Repo::cancel_contact_pending(std::string_view client_id,
                                              std::string_view incident_id, Phase phase,
-                                             std::string_view rule_id,
-                                             std::string_view contact_id,
+                                             std::string_view rule_id, std::string_view contact_id,
                                              std::string_view reason) {
   return execute(db_,
                  "UPDATE messages SET status = 'cancelled', last_error = ?6 "
@@ -939,7 +953,8 @@ Result<std::optional<std::string>> Repo::meta(std::string_view key) {
 
 Status Repo::set_meta(std::string_view key, std::string_view value) {
   return as_status(execute(
-      db_, "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO UPDATE SET value = ?2",
+      db_,
+      "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO UPDATE SET value = ?2",
       [&](Statement& s) { s.bind(1, key).bind(2, value); }));
 }
 
@@ -961,26 +976,24 @@ Status Repo::audit(std::string_view kind, std::string_view actor, std::string_vi
   r.subject = subject;
   r.data = data_json;
   r.hash = audit_hash(r);
-  return as_status(execute(db_,
-                           "INSERT INTO audit (" + kAuditColumns +
-                               ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-                           [&](Statement& s) {
-                             s.bind(1, r.seq).bind(2, ms(r.at)).bind(3, r.kind).bind(4, r.actor);
-                             s.bind(5, r.client_id).bind(6, r.subject).bind(7, r.data);
-                             s.bind(8, r.prev_hash).bind(9, r.hash);
-                           }));
+  return as_status(execute(
+      db_, "INSERT INTO audit (" + kAuditColumns + ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+      [&](Statement& s) {
+        s.bind(1, r.seq).bind(2, ms(r.at)).bind(3, r.kind).bind(4, r.actor);
+        s.bind(5, r.client_id).bind(6, r.subject).bind(7, r.data);
+        s.bind(8, r.prev_hash).bind(9, r.hash);
+      }));
 }
 
 Result<std::vector<AuditRecord>> Repo::audit_records(int64_t after_seq, int limit,
                                                      std::string_view kind) {
-  return query<AuditRecord>(db_,
-                            "SELECT " + kAuditColumns +
-                                " FROM audit WHERE seq > ?1 AND (?3 IS NULL OR kind = ?3) "
-                                "ORDER BY seq LIMIT ?2",
-                            [&](Statement& s) {
-                              s.bind(1, after_seq).bind(2, limit).bind_text_or_null(3, kind);
-                            },
-                            audit_row);
+  return query<AuditRecord>(
+      db_,
+      "SELECT " + kAuditColumns +
+          " FROM audit WHERE seq > ?1 AND (?3 IS NULL OR kind = ?3) "
+          "ORDER BY seq LIMIT ?2",
+      [&](Statement& s) { s.bind(1, after_seq).bind(2, limit).bind_text_or_null(3, kind); },
+      audit_row);
 }
 
 Result<AuditVerification> Repo::verify_audit() {

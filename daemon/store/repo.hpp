@@ -188,9 +188,8 @@ class Repo {
   Status resolve_escalation(std::string_view id, EscalationStatus status, Timestamp at,
                             int messages);
   // Marks pending escalations acknowledged (an ack arrived) for a rule, incident and phase.
-  Result<int64_t> acknowledge_escalations(std::string_view client_id,
-                                          std::string_view incident_id, Phase phase,
-                                          std::string_view rule_id, Timestamp at);
+  Result<int64_t> acknowledge_escalations(std::string_view client_id, std::string_view incident_id,
+                                          Phase phase, std::string_view rule_id, Timestamp at);
   // Cancels pending escalations of an incident that belong to another phase.
   Result<int64_t> cancel_escalations_other_phases(std::string_view client_id,
                                                   std::string_view incident_id, Phase keep,

@@ -31,7 +31,9 @@ Error sqlite_error(int code, std::string_view what, std::string_view detail) {
   return make_error(kind, name, fmt::format("{}: {} ({})", what, detail, sqlite3_errstr(code)));
 }
 
-Statement::~Statement() { sqlite3_finalize(stmt_); }
+Statement::~Statement() {
+  sqlite3_finalize(stmt_);
+}
 
 namespace {
 Status check_bind(sqlite3* db, int rc) {
@@ -107,7 +109,9 @@ std::string Statement::text(int column) const {
                      static_cast<size_t>(sqlite3_column_bytes(stmt_, column)));
 }
 
-int64_t Statement::integer(int column) const { return sqlite3_column_int64(stmt_, column); }
+int64_t Statement::integer(int column) const {
+  return sqlite3_column_int64(stmt_, column);
+}
 
 bool Statement::is_null(int column) const {
   return sqlite3_column_type(stmt_, column) == SQLITE_NULL;
@@ -128,8 +132,8 @@ void Statement::reset() {
 
 Result<std::unique_ptr<Database>> Database::open(const std::string& path, bool read_only) {
   sqlite3* raw = nullptr;
-  int flags = SQLITE_OPEN_NOMUTEX | (read_only ? SQLITE_OPEN_READONLY
-                                               : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
+  int flags = SQLITE_OPEN_NOMUTEX |
+              (read_only ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
   int rc = sqlite3_open_v2(path.c_str(), &raw, flags, nullptr);
   if (rc != SQLITE_OK) {
     std::string detail = raw ? sqlite3_errmsg(raw) : "out of memory";
@@ -195,7 +199,9 @@ Result<std::unique_ptr<Statement>> Database::prepare(std::string_view sql) {
   return std::make_unique<Statement>(db_, stmt);
 }
 
-int64_t Database::changes() const { return sqlite3_changes64(db_); }
+int64_t Database::changes() const {
+  return sqlite3_changes64(db_);
+}
 
 int Database::user_version() {
   auto stmt = prepare("PRAGMA user_version");
@@ -206,6 +212,8 @@ int Database::user_version() {
   return row && *row ? static_cast<int>((*stmt)->integer(0)) : -1;
 }
 
-std::string Database::last_error() const { return sqlite3_errmsg(db_); }
+std::string Database::last_error() const {
+  return sqlite3_errmsg(db_);
+}
 
 }  // namespace herald::store

@@ -61,8 +61,8 @@ Result<int> migrate(Database& db) {
   if (current > latest_schema_version()) {
     return make_error(ErrorKind::internal, "schema_too_new",
                       "database schema version " + std::to_string(current) +
-                          " is newer than this herald (" +
-                          std::to_string(latest_schema_version()) + "): upgrade herald");
+                          " is newer than this herald (" + std::to_string(latest_schema_version()) +
+                          "): upgrade herald");
   }
   for (const auto& [number, sql] : migrations()) {
     if (number <= current) {
@@ -196,7 +196,9 @@ Result<std::unique_ptr<Store>> Store::open(const std::string& path) {
   return store;
 }
 
-Store::~Store() { stop(); }
+Store::~Store() {
+  stop();
+}
 
 void Store::stop() {
   {
@@ -247,8 +249,14 @@ void Store::release_reader(std::unique_ptr<Database> db) {
   }
 }
 
-const std::string& Store::path() const { return impl_->path; }
-int64_t Store::commits() const { return impl_->commits.load(); }
-int64_t Store::committed_writes() const { return impl_->committed_writes.load(); }
+const std::string& Store::path() const {
+  return impl_->path;
+}
+int64_t Store::commits() const {
+  return impl_->commits.load();
+}
+int64_t Store::committed_writes() const {
+  return impl_->committed_writes.load();
+}
 
 }  // namespace herald::store

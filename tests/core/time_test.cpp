@@ -29,9 +29,8 @@ TEST(Duration, ParsesContractForms) {
   struct Case {
     const char* text;
     long long ms;
-  } cases[] = {{"0s", 0},          {"90s", 90'000},     {"15m", 900'000},
-               {"2h", 7'200'000},  {"1d", 86'400'000},  {"500ms", 500},
-               {"1h30m", 5'400'000}};
+  } cases[] = {{"0s", 0},          {"90s", 90'000}, {"15m", 900'000},    {"2h", 7'200'000},
+               {"1d", 86'400'000}, {"500ms", 500},  {"1h30m", 5'400'000}};
   for (auto c : cases) {
     auto d = parse_duration(c.text);
     ASSERT_TRUE(d) << c.text;

@@ -19,8 +19,8 @@ TEST(Backoff, FullJitterOverAnExponentialWindowWithACap) {
     double random01;
     Millis expected;
   } cases[] = {
-      {1, 0.999999, Millis(4999)},  {1, 0.5, Millis(2500)},    {2, 0.5, Millis(5000)},
-      {3, 1.0, Millis(20000)},      {1, 0.0, Millis(500)},      {20, 1.0, Millis(3'600'000)},
+      {1, 0.999999, Millis(4999)},    {1, 0.5, Millis(2500)}, {2, 0.5, Millis(5000)},
+      {3, 1.0, Millis(20000)},        {1, 0.0, Millis(500)},  {20, 1.0, Millis(3'600'000)},
       {1000, 1.0, Millis(3'600'000)},
   };
   for (const auto& c : cases) {

@@ -326,6 +326,41 @@ class PlanTest(HeraldTestCase):
         [ack] = self.h.ok("GET", "/v1/audit?kind=ack.received", "audit")["items"]
         self.assertEqual(ack["data"]["escalations_stopped"], 1, ack)
 
+    def test_same_phase_event_does_not_double_the_schedule(self):
+        """A second event in the same phase (news, same phase) replaces the first one's repeats
+        and escalation: the contact does not get two interleaved update streams, nor the
+        incident commander two escalations."""
+        self.start()
+        self.contact("lee", person("Lee Park", ["legal"], "lee@acme.example"))
+        self.contact("ic", person("Ian Commander", ["incident_commander"], "ic@acme.example"))
+        self.plan({"id": "nag", "phases": ["containment"], "roles": ["legal"],
+                   "channels": ["email"], "repeat": "2s", "quiet_hours": "ignore",
+                   "escalate": {"after": "3s", "to_roles": ["incident_commander"]}})
+        self.post("evt-1")
+        self.wait_mails("lee@acme.example", 1)
+        second, _ = self.post("evt-2")
+
+        def escalations_done():
+            entries = self.escalation_entries()
+            busy = [d for d in self.h.deliveries(client="acme")
+                    if d["contact"] == "ic" and d["status"] not in ("delivered", "failed")]
+            return entries if entries and not busy and \
+                all(e["status"] != "pending" for e in entries) else None
+
+        entries = wait_for(escalations_done, 15 * SLOW, "the escalations to be resolved")
+        items = self.h.deliveries(client="acme")
+        old_after = [(d["update_number"], d["status"], d["send_at"]) for d in items
+                     if d["event_id"] == "evt-1" and d["contact"] == "lee"
+                     and d["status"] != "cancelled" and parse_time(d["send_at"]) > second]
+        problems = []
+        if old_after:
+            problems.append(f"evt-1's updates still go out after evt-2: {old_after}")
+        ic_mails = len(self.mails_to("ic@acme.example"))
+        if ic_mails > 1:
+            problems.append(f"the incident commander got {ic_mails} escalations; timeline: "
+                            f"{[(e['status'], e['due_at']) for e in entries]}")
+        self.assertFalse(problems, "\n".join(problems))
+
     # --------------------------------------------------------------------------- preview
 
     def test_preview(self):

@@ -12,7 +12,9 @@ namespace {
 
 using nlohmann::json;
 
-Timestamp at(const char* text) { return *parse_rfc3339(text); }
+Timestamp at(const char* text) {
+  return *parse_rfc3339(text);
+}
 
 json contract_event() {
   return json::parse(R"({"event_id": "evt-7f3a", "client": "acme",
@@ -137,8 +139,8 @@ class ApplyEventTest : public ::testing::Test {
 };
 
 TEST_F(ApplyEventTest, PlansMessagesScheduledAfterTheDelay) {
-  auto r = apply(event("e1", Phase::containment, "2026-12-04T10:00:00Z"),
-                 at("2026-12-04T10:00:05Z"));
+  auto r =
+      apply(event("e1", Phase::containment, "2026-12-04T10:00:00Z"), at("2026-12-04T10:00:05Z"));
   ASSERT_TRUE(r) << r.error().message;
   EXPECT_EQ(r->messages, 3);  // email + sms to dana, chat to the room
   EXPECT_FALSE(r->duplicate);
@@ -154,11 +156,11 @@ TEST_F(ApplyEventTest, PlansMessagesScheduledAfterTheDelay) {
 }
 
 TEST_F(ApplyEventTest, DuplicateEventIdCreatesNothing) {
-  auto first = apply(event("e1", Phase::containment, "2026-12-04T10:00:00Z"),
-                     at("2026-12-04T10:00:05Z"));
+  auto first =
+      apply(event("e1", Phase::containment, "2026-12-04T10:00:00Z"), at("2026-12-04T10:00:05Z"));
   ASSERT_TRUE(first);
-  auto again = apply(event("e1", Phase::containment, "2026-12-04T10:00:00Z"),
-                     at("2026-12-04T10:01:00Z"));
+  auto again =
+      apply(event("e1", Phase::containment, "2026-12-04T10:00:00Z"), at("2026-12-04T10:01:00Z"));
   ASSERT_TRUE(again);
   EXPECT_TRUE(again->duplicate);
   EXPECT_EQ(again->messages, 3);
@@ -173,10 +175,10 @@ TEST_F(ApplyEventTest, BelowMinimumSeverityOnlyTheRoom) {
 }
 
 TEST_F(ApplyEventTest, NewPhaseCancelsPendingOfTheOldOne) {
-  ASSERT_TRUE(apply(event("e1", Phase::containment, "2026-12-04T10:00:00Z"),
-                    at("2026-12-04T10:00:01Z")));
-  ASSERT_TRUE(apply(event("e2", Phase::eradication, "2026-12-04T10:05:00Z"),
-                    at("2026-12-04T10:05:01Z")));
+  ASSERT_TRUE(
+      apply(event("e1", Phase::containment, "2026-12-04T10:00:00Z"), at("2026-12-04T10:00:01Z")));
+  ASSERT_TRUE(
+      apply(event("e2", Phase::eradication, "2026-12-04T10:05:00Z"), at("2026-12-04T10:05:01Z")));
   int cancelled = 0, scheduled = 0;
   for (const auto& m : messages()) {
     if (m.phase == Phase::containment) {
@@ -196,10 +198,10 @@ TEST_F(ApplyEventTest, NewPhaseCancelsPendingOfTheOldOne) {
 }
 
 TEST_F(ApplyEventTest, OutOfOrderEventIsRecordedButNeverRollsBack) {
-  ASSERT_TRUE(apply(event("e2", Phase::eradication, "2026-12-04T10:05:00Z"),
-                    at("2026-12-04T10:05:01Z")));
-  auto late = apply(event("e1", Phase::containment, "2026-12-04T10:00:00Z"),
-                    at("2026-12-04T10:06:00Z"));
+  ASSERT_TRUE(
+      apply(event("e2", Phase::eradication, "2026-12-04T10:05:00Z"), at("2026-12-04T10:05:01Z")));
+  auto late =
+      apply(event("e1", Phase::containment, "2026-12-04T10:00:00Z"), at("2026-12-04T10:06:00Z"));
   ASSERT_TRUE(late);
   EXPECT_FALSE(late->applied);
   EXPECT_EQ(late->messages, 0);
@@ -222,8 +224,8 @@ TEST_F(ApplyEventTest, UnknownClientIsUnprocessable) {
 }
 
 TEST_F(ApplyEventTest, EveryEventIsAudited) {
-  ASSERT_TRUE(apply(event("e1", Phase::containment, "2026-12-04T10:00:00Z"),
-                    at("2026-12-04T10:00:05Z")));
+  ASSERT_TRUE(
+      apply(event("e1", Phase::containment, "2026-12-04T10:00:00Z"), at("2026-12-04T10:00:05Z")));
   auto records = store_->read<std::vector<store::AuditRecord>>(
       [](store::Repo& r) { return r.audit_records(0, 10, "event.received"); });
   ASSERT_EQ(records->size(), 1u);

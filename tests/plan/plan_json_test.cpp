@@ -40,8 +40,8 @@ TEST(PlanJson, RejectionsNameRuleAndField) {
        "unknown phase \"contianment\""},
       {R"({"id":"a","phases":["containment"],"min_severity":"urgent","roles":["x"]})",
        "rules[0].min_severity", "low, medium, high, critical"},
-      {R"({"id":"a","phases":["containment"],"roles":["x"],"delay":"5 minutes"})",
-       "rules[0].delay", "duration"},
+      {R"({"id":"a","phases":["containment"],"roles":["x"],"delay":"5 minutes"})", "rules[0].delay",
+       "duration"},
       {R"({"id":"a","phases":["containment"],"endpoints":["nope"]})", "rules[0].endpoints[0]",
        "unknown endpoint \"nope\""},
       {R"({"id":"a","phases":["containment"],"roles":["x"],"channels":["pigeon"]})",
@@ -62,8 +62,7 @@ TEST(PlanJson, RejectionsNameRuleAndField) {
     ASSERT_FALSE(plan) << c.rule;
     EXPECT_EQ(plan.error().kind, ErrorKind::unprocessable);
     EXPECT_EQ(plan.error().field, c.field) << c.rule;
-    EXPECT_NE(plan.error().message.find(c.message_part), std::string::npos)
-        << plan.error().message;
+    EXPECT_NE(plan.error().message.find(c.message_part), std::string::npos) << plan.error().message;
   }
 }
 

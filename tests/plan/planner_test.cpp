@@ -60,8 +60,7 @@ TEST(Planner, MatrixTable) {
   } cases[] = {
       {Phase::containment,
        Severity::critical,
-       {"execs/dana/email", "execs/dana/sms", "execs/eve/email", "execs/sam/sms",
-        "chat/soc/chat"}},
+       {"execs/dana/email", "execs/dana/sms", "execs/eve/email", "execs/sam/sms", "chat/soc/chat"}},
       {Phase::containment, Severity::medium, {"chat/soc/chat"}},
       {Phase::eradication,
        Severity::high,

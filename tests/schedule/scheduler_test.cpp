@@ -12,7 +12,9 @@
 namespace herald::schedule {
 namespace {
 
-Timestamp at(const char* text) { return *parse_rfc3339(text); }
+Timestamp at(const char* text) {
+  return *parse_rfc3339(text);
+}
 
 class SchedulerTest : public ::testing::Test {
  protected:
@@ -86,8 +88,7 @@ class SchedulerTest : public ::testing::Test {
         return s;
       }
       for (const auto& m : claimed) {
-        if (auto s = r.finish_attempt(m.id, MessageStatus::delivered, m.send_at, at(now), "");
-            !s) {
+        if (auto s = r.finish_attempt(m.id, MessageStatus::delivered, m.send_at, at(now), ""); !s) {
           return s;
         }
       }
@@ -140,16 +141,19 @@ TEST_F(SchedulerTest, RepeatsEveryIntervalWhileThePhaseLasts) {
       {"2026-01-05T10:00:00Z", {"tech#1", "tech2#1"}},
       {"2026-01-05T10:29:59Z", {}},
       {"2026-01-05T10:30:00Z", {"tech#2", "tech2#2"}},
-      {"2026-01-05T11:15:00Z", {"tech#3", "tech2#3"}},  // late, but never bunched
-      {"2026-01-05T11:15:01Z", {}},
+      {"2026-01-05T11:15:00Z", {"tech#3", "tech2#3"}},  // late (Herald was down)...
+      {"2026-01-05T11:15:01Z", {}},                     // ...but never bunched
       {"2026-01-05T11:30:00Z", {"tech#4", "tech2#4"}},
+      {"2026-01-05T13:10:00Z", {"tech#5", "tech2#5"}},  // down 1h40m: one update, not three
+      {"2026-01-05T13:10:01Z", {}},
+      {"2026-01-05T13:30:00Z", {"tech#6", "tech2#6"}},
   };
   for (const auto& s : steps) {
     EXPECT_EQ(who(run_due(s.now)), s.sent) << s.now;
   }
-  // The phase moves on: the pending update 5 is cancelled and nothing follows.
-  event("e2", Phase::eradication, "2026-01-05T11:45:00Z");
-  EXPECT_EQ(who(run_due("2026-01-05T13:00:00Z")), std::vector<std::string>{});
+  // The phase moves on: the pending update 7 is cancelled and nothing follows.
+  event("e2", Phase::eradication, "2026-01-05T13:45:00Z");
+  EXPECT_EQ(who(run_due("2026-01-05T15:00:00Z")), std::vector<std::string>{});
   int cancelled = 0;
   for (const auto& m : all()) {
     cancelled += m.status == MessageStatus::cancelled;
@@ -166,8 +170,12 @@ TEST_F(SchedulerTest, QuietHoursDeferInTheContactsZoneAndRepeatsToo) {
   auto first = run_due("2026-01-05T12:00:00Z");
   ASSERT_EQ(who(first), std::vector<std::string>{"night#1"});
   EXPECT_EQ(first[0].planned_at, at("2026-01-05T04:00:00Z"));
-  // The next update was planned for 05:00Z, also quiet: it goes at 12:00Z too, not before.
-  EXPECT_EQ(who(run_due("2026-01-05T12:00:01Z")), std::vector<std::string>{"night#2"});
+  // Updates planned during the quiet night are not sent in a burst: the next one is the next
+  // slot of the hourly cadence, 13:00Z.
+  EXPECT_EQ(who(run_due("2026-01-05T12:59:59Z")), std::vector<std::string>{});
+  auto second = run_due("2026-01-05T13:00:00Z");
+  ASSERT_EQ(who(second), std::vector<std::string>{"night#2"});
+  EXPECT_EQ(second[0].planned_at, at("2026-01-05T13:00:00Z"));
 }
 
 TEST_F(SchedulerTest, EscalatesWhenNobodyAcknowledges) {
@@ -190,7 +198,8 @@ TEST_F(SchedulerTest, AnAckStopsRepeatsAndEscalation) {
             "escalate":{"after":"15m","to_roles":["incident_commander"]}}]})");
   event("e1", Phase::containment, "2026-01-05T10:00:00Z");
   auto sent = run_due("2026-01-05T10:00:00Z");
-  auto tech = std::find_if(sent.begin(), sent.end(), [](auto& m) { return m.contact_id == "tech"; });
+  auto tech =
+      std::find_if(sent.begin(), sent.end(), [](auto& m) { return m.contact_id == "tech"; });
   ASSERT_NE(tech, sent.end());
   AckOutcome ack;
   ASSERT_TRUE(write([&](store::Repo& r) -> Status {
@@ -263,12 +272,14 @@ TEST_F(SchedulerTest, AFailedMessageFallsBackToThePersonsNextChannel) {
     c.email = "dana@acme.example";
     c.phone = "+15551234567";
     c.channels = {"email", "sms"};
-    return r.put_contact(c, at("2026-01-01T00:00:00Z")).ok() ? Status{}
-                                                              : Status{make_error(ErrorKind::internal, "", "")};
+    return r.put_contact(c, at("2026-01-01T00:00:00Z")).ok()
+               ? Status{}
+               : Status{make_error(ErrorKind::internal, "", "")};
   }));
   event("e1", Phase::containment, "2026-01-05T10:00:00Z");
   auto sent = run_due("2026-01-05T10:00:00Z");
-  auto dana = std::find_if(sent.begin(), sent.end(), [](auto& m) { return m.contact_id == "dana"; });
+  auto dana =
+      std::find_if(sent.begin(), sent.end(), [](auto& m) { return m.contact_id == "dana"; });
   ASSERT_NE(dana, sent.end());
   Message failed = *dana;
   failed.last_error = "550 no such user";

@@ -9,7 +9,9 @@
 namespace herald::store {
 namespace {
 
-Timestamp at(int64_t seconds) { return Timestamp{Millis{seconds * 1000}}; }
+Timestamp at(int64_t seconds) {
+  return Timestamp{Millis{seconds * 1000}};
+}
 
 class StoreTest : public ::testing::Test {
  protected:
@@ -63,10 +65,11 @@ TEST_F(StoreTest, ClientsContactsRoundTrip) {
     c.email = "dana@acme.example";
     c.quiet_hours = QuietHours{22 * 60, 7 * 60};
     c.channels = {"email", "sms"};
-    return r.put_contact(c, at(2)).ok() ? Status{} : Status{make_error(ErrorKind::internal, "", "")};
+    return r.put_contact(c, at(2)).ok() ? Status{}
+                                        : Status{make_error(ErrorKind::internal, "", "")};
   }));
-  auto contact = store_->read<std::optional<Contact>>(
-      [](Repo& r) { return r.contact("acme", "dana"); });
+  auto contact =
+      store_->read<std::optional<Contact>>([](Repo& r) { return r.contact("acme", "dana"); });
   ASSERT_TRUE(contact);
   ASSERT_TRUE(contact->has_value());
   EXPECT_EQ((*contact)->roles, (std::vector<std::string>{"legal", "executive"}));
@@ -88,13 +91,19 @@ TEST_F(StoreTest, FailedWriteLeavesOthersInTheBatchIntact) {
   std::atomic<int> done{0};
   Status first, second;
   store_->write([](Repo& r) { return r.set_meta("a", "1"); },
-                [&](Status s) { first = s; ++done; });
+                [&](Status s) {
+                  first = s;
+                  ++done;
+                });
   store_->write(
       [](Repo& r) -> Status {
         (void)r.set_meta("b", "2");
         return make_error(ErrorKind::unprocessable, "nope", "rejected");
       },
-      [&](Status s) { second = s; ++done; });
+      [&](Status s) {
+        second = s;
+        ++done;
+      });
   ASSERT_TRUE(write([](Repo&) { return Status{}; }));
   EXPECT_EQ(done.load(), 2);
   EXPECT_TRUE(first);
@@ -140,8 +149,8 @@ Message make_message(const std::string& id, Timestamp send_at) {
 
 TEST_F(StoreTest, ClaimsDueMessagesOnceAndRequeuesInterrupted) {
   ASSERT_TRUE(write([](Repo& r) -> Status {
-    for (auto m : {make_message("m1", at(10)), make_message("m2", at(20)),
-                   make_message("m3", at(30))}) {
+    for (auto m :
+         {make_message("m1", at(10)), make_message("m2", at(20)), make_message("m3", at(30))}) {
       auto ins = r.insert_message(m);
       if (!ins) {
         return ins.error();
