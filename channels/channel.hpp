@@ -69,8 +69,8 @@ struct Outcome {
 
 // A message ready to go: rendered text and where it goes.
 struct Outgoing {
-  std::string message_id;  // the idempotency key, identical on every retry
-  std::string channel;     // email, sms, chat, webhook
+  std::string message_id;     // the idempotency key, identical on every retry
+  std::string channel;        // email, sms, chat, webhook
   std::string endpoint_type;  // for chat: slack, teams, mattermost, discord, googlechat
   std::string subject;        // email
   std::string text;           // email text part, SMS body, chat text
@@ -80,7 +80,7 @@ struct Outgoing {
   std::string recipient_name;
   std::string url;                   // chat or webhook endpoint URL
   std::vector<std::string> secrets;  // webhook signing secrets ("whsec_...")
-  std::string thread_key;  // the same for every message of one incident (email threading)
+  std::string thread_key;            // the same for every message of one incident (email threading)
   Timestamp now{};
 };
 
