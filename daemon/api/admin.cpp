@@ -910,9 +910,14 @@ void preview_plan(Services& s, const Call& c, const http::Responder& respond) {
                  {"deferred_by_quiet_hours", send_at != due},
                  {"repeat", intent.repeat ? json(format_duration(*intent.repeat)) : json(nullptr)}};
           if (intent.repeat) {
+            // As the scheduler does it: each update is planned on the cadence, at the first
+            // slot after the previous one actually went out, then deferred by quiet hours.
             json next = json::array();
+            Timestamp sent = send_at;
             for (int i = 1; i <= kRepeatsShown; ++i) {
-              next.push_back(format_rfc3339(when(intent, due + *intent.repeat * i)));
+              auto slots = (sent - due) / *intent.repeat + 1;
+              sent = when(intent, due + *intent.repeat * slots);
+              next.push_back(format_rfc3339(sent));
             }
             m["next_updates"] = next;
           }

@@ -256,11 +256,14 @@ Result<IngestResult> apply_event(store::Repo& repo, const Event& input, Timestam
     if (auto s = repo.put_incident(incident); !s) {
       return s.error();
     }
-    auto cancelled = repo.cancel_other_phases(
-        event.client_id, event.incident_id, event.phase,
-        fmt::format("cancelled: the incident moved to {}", to_string(event.phase)));
+    // The newest event owns the incident's schedule: what earlier events still had pending
+    // (their phase is over, or this event brings newer news of it) is cancelled.
+    auto cancelled = repo.cancel_superseded(event);
     if (!cancelled) {
       return cancelled.error();
+    }
+    if (auto c = repo.cancel_superseded_escalations(event, now); !c) {
+      return c.error();
     }
 
     auto stored_plan = repo.plan(event.client_id);
@@ -297,11 +300,6 @@ Result<IngestResult> apply_event(store::Repo& repo, const Event& input, Timestam
       if (parsed) {
         plan = std::move(*parsed);
       }
-    }
-    if (auto c = repo.cancel_escalations_other_phases(event.client_id, event.incident_id,
-                                                      event.phase, now);
-        !c) {
-      return c.error();
     }
     auto intents = plan::plan_messages(plan, event.phase, event.severity, *contacts, *endpoints);
     for (const Rule* rule : plan::matching_rules(plan, event.phase, event.severity)) {

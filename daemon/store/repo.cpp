@@ -510,15 +510,17 @@ Result<bool> Repo::insert_message(const Message& m) {
   return *r > 0;
 }
 
-Result<int64_t> Repo::cancel_other_phases(std::string_view client_id, std::string_view incident_id,
-                                          Phase keep, std::string_view reason) {
+Result<int64_t> Repo::cancel_superseded(const Event& event) {
   return execute(
       db_,
-      "UPDATE messages SET status = 'cancelled', last_error = ?4 "
-      "WHERE client_id = ?1 AND incident_id = ?2 AND phase != ?3 "
+      "UPDATE messages SET status = 'cancelled', last_error = CASE WHEN phase != ?4 "
+      "THEN 'cancelled: the incident moved to ' || ?4 "
+      "ELSE 'cancelled: superseded by event ' || ?3 END "
+      "WHERE client_id = ?1 AND incident_id = ?2 AND event_id != ?3 "
       "AND status IN ('scheduled', 'retrying')",
       [&](Statement& s) {
-        s.bind(1, client_id).bind(2, incident_id).bind(3, to_string(keep)).bind(4, reason);
+        s.bind(1, event.client_id).bind(2, event.incident_id).bind(3, event.event_id);
+        s.bind(4, to_string(event.phase));
       });
 }
 
@@ -608,20 +610,27 @@ Status Repo::finish_attempt(std::string_view id, MessageStatus status, Timestamp
 Status Repo::set_content(std::string_view id, const MessageContent& c) {
   return as_status(execute(
       db_,
-      "UPDATE messages SET address = ?2, subject = ?3, body = ?4, content_hash = ?5 WHERE id = ?1",
+      "UPDATE messages SET address = ?2, subject = ?3, body = ?4, content_hash = ?5, "
+      "templates = ?6, sms_segments = ?7 WHERE id = ?1",
       [&](Statement& s) {
         s.bind(1, id).bind(2, c.address).bind(3, c.subject).bind(4, c.body).bind(5, c.content_hash);
+        s.bind(6, c.templates).bind_optional(7, c.sms_segments);
       }));
 }
 
 Result<std::optional<MessageContent>> Repo::content(std::string_view id) {
   return query_one<MessageContent>(
       db_,
-      "SELECT address, subject, body, content_hash FROM messages WHERE id = ?1 "
-      "AND content_hash IS NOT NULL",
+      "SELECT address, subject, body, content_hash, templates, sms_segments FROM messages "
+      "WHERE id = ?1 AND content_hash IS NOT NULL",
       [&](Statement& s) { s.bind(1, id); },
       [](Statement& s) {
-        return MessageContent{s.text(0), s.text(1), s.text(2), s.text(3)};
+        return MessageContent{s.text(0),
+                              s.text(1),
+                              s.text(2),
+                              s.text(3),
+                              s.is_null(4) ? "[]" : s.text(4),
+                              s.optional_integer(5)};
       });
 }
 
@@ -921,15 +930,13 @@ Result<int64_t> Repo::acknowledge_escalations(std::string_view client_id,
                  });
 }
 
-Result<int64_t> Repo::cancel_escalations_other_phases(std::string_view client_id,
-                                                      std::string_view incident_id, Phase keep,
-                                                      Timestamp at) {
+Result<int64_t> Repo::cancel_superseded_escalations(const Event& event, Timestamp at) {
   return execute(db_,
                  "UPDATE escalations SET status = 'cancelled', resolved_at = ?4 "
-                 "WHERE client_id = ?1 AND incident_id = ?2 AND phase != ?3 "
+                 "WHERE client_id = ?1 AND incident_id = ?2 AND event_id != ?3 "
                  "AND status = 'pending'",
                  [&](Statement& s) {
-                   s.bind(1, client_id).bind(2, incident_id).bind(3, to_string(keep));
+                   s.bind(1, event.client_id).bind(2, event.incident_id).bind(3, event.event_id);
                    s.bind(4, ms(at));
                  });
 }
@@ -1032,6 +1039,83 @@ Result<AuditVerification> Repo::verify_audit() {
     ++expected_seq;
   }
   return v;
+}
+
+// ---- templates -----------------------------------------------------------------------------
+
+namespace {
+
+const std::string kTemplateColumns = "client_id, name, version, body, created_at, actor";
+
+TemplateVersion template_row(Statement& s) {
+  TemplateVersion t;
+  t.client_id = s.text(0);
+  t.name = s.text(1);
+  t.version = s.integer(2);
+  if (!s.is_null(3)) {
+    t.body = s.text(3);
+  }
+  t.at = ts(s.integer(4));
+  t.actor = s.text(5);
+  return t;
+}
+
+}  // namespace
+
+Result<std::vector<TemplateVersion>> Repo::current_templates(std::string_view client_id) {
+  return query<TemplateVersion>(
+      db_,
+      "SELECT " + kTemplateColumns +
+          " FROM templates t WHERE (?1 = '*' OR client_id IN (?1, '')) AND body IS NOT NULL "
+          "AND version = (SELECT MAX(version) FROM templates u "
+          "WHERE u.client_id = t.client_id AND u.name = t.name) ORDER BY client_id, name",
+      [&](Statement& s) { s.bind(1, client_id); }, template_row);
+}
+
+Result<std::optional<TemplateVersion>> Repo::template_version(std::string_view client_id,
+                                                              std::string_view name,
+                                                              int64_t version) {
+  return query_one<TemplateVersion>(
+      db_,
+      "SELECT " + kTemplateColumns +
+          " FROM templates WHERE client_id = ?1 AND name = ?2 AND (?3 = 0 OR version = ?3) "
+          "ORDER BY version DESC LIMIT 1",
+      [&](Statement& s) { s.bind(1, client_id).bind(2, name).bind(3, version); }, template_row);
+}
+
+Result<std::vector<TemplateVersion>> Repo::template_history(std::string_view client_id,
+                                                            std::string_view name) {
+  return query<TemplateVersion>(
+      db_,
+      "SELECT " + kTemplateColumns +
+          " FROM templates WHERE client_id = ?1 AND name = ?2 ORDER BY version",
+      [&](Statement& s) { s.bind(1, client_id).bind(2, name); }, template_row);
+}
+
+Result<int64_t> Repo::put_template(std::string_view client_id, std::string_view name,
+                                   const std::optional<std::string>& body, std::string_view actor,
+                                   Timestamp now) {
+  auto latest = template_version(client_id, name, 0);
+  if (!latest) {
+    return latest.error();
+  }
+  int64_t version = *latest ? (*latest)->version + 1 : 1;
+  auto r = execute(db_,
+                   "INSERT INTO templates (" + kTemplateColumns +
+                       ") VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                   [&](Statement& s) {
+                     s.bind(1, client_id).bind(2, name).bind(3, version);
+                     if (body) {
+                       s.bind(4, *body);
+                     } else {
+                       s.bind_null(4);
+                     }
+                     s.bind(5, ms(now)).bind(6, actor);
+                   });
+  if (!r) {
+    return r.error();
+  }
+  return version;
 }
 
 }  // namespace herald::store

@@ -48,6 +48,19 @@ struct MessageContent {
   std::string subject;
   std::string body;
   std::string content_hash;
+  std::string templates = "[]";      // JSON array: the template (and version) of each part
+  std::optional<int64_t> sms_segments;  // SMS only
+};
+
+// One version of a template stored through the API. Every PUT and DELETE adds a version; a
+// DELETE's has no body.
+struct TemplateVersion {
+  std::string client_id;  // '' for a template that serves every client
+  std::string name;
+  int64_t version = 0;
+  std::optional<std::string> body;
+  Timestamp at{};
+  std::string actor;
 };
 
 struct AuditRecord {
@@ -143,9 +156,9 @@ class Repo {
 
   // Inserts unless a message with the same id exists; returns whether it was inserted.
   Result<bool> insert_message(const Message& message);
-  // Cancels scheduled and retrying messages of an incident that belong to another phase.
-  Result<int64_t> cancel_other_phases(std::string_view client_id, std::string_view incident_id,
-                                      Phase keep, std::string_view reason);
+  // Cancels the incident's scheduled and retrying messages planned by earlier events: a new
+  // event (another phase, or news within the same one) supersedes their schedule.
+  Result<int64_t> cancel_superseded(const Event& event);
   // Cancels every pending message of a client (when it is deleted).
   Result<int64_t> cancel_client(std::string_view client_id, std::string_view reason);
   // Marks up to `limit` due messages `sending`, counting the attempt; returns them.
@@ -190,12 +203,24 @@ class Repo {
   // Marks pending escalations acknowledged (an ack arrived) for a rule, incident and phase.
   Result<int64_t> acknowledge_escalations(std::string_view client_id, std::string_view incident_id,
                                           Phase phase, std::string_view rule_id, Timestamp at);
-  // Cancels pending escalations of an incident that belong to another phase.
-  Result<int64_t> cancel_escalations_other_phases(std::string_view client_id,
-                                                  std::string_view incident_id, Phase keep,
-                                                  Timestamp at);
+  // Cancels the incident's pending escalations from earlier events.
+  Result<int64_t> cancel_superseded_escalations(const Event& event, Timestamp at);
   Result<std::vector<EscalationRecord>> escalations(std::string_view client_id,
                                                     std::string_view incident_id);
+
+  // Templates (schema/004_templates.sql). current_templates: the latest live version of each
+  // template of the client and of every client (''), for rendering; client_id "*" lists
+  // every client's.
+  Result<std::vector<TemplateVersion>> current_templates(std::string_view client_id);
+  // VERSION 0: the latest (deleted or not).
+  Result<std::optional<TemplateVersion>> template_version(std::string_view client_id,
+                                                          std::string_view name, int64_t version);
+  Result<std::vector<TemplateVersion>> template_history(std::string_view client_id,
+                                                        std::string_view name);
+  // Appends a version (BODY nullopt: deleted); returns its number.
+  Result<int64_t> put_template(std::string_view client_id, std::string_view name,
+                               const std::optional<std::string>& body, std::string_view actor,
+                               Timestamp now);
 
   Result<std::optional<std::string>> meta(std::string_view key);
   Status set_meta(std::string_view key, std::string_view value);
