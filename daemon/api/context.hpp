@@ -76,6 +76,14 @@ void verify_audit(Services& s, const Call& c, const http::Responder& respond);
 void get_ack(Services& s, const Call& c, const http::Responder& respond);
 void post_ack(Services& s, const Call& c, const http::Responder& respond);
 
+// Templates (daemon/api/templates.cpp)
+void put_template(Services& s, const Call& c, const http::Responder& respond);
+void list_templates(Services& s, const Call& c, const http::Responder& respond);
+void get_template(Services& s, const Call& c, const http::Responder& respond);
+void template_history(Services& s, const Call& c, const http::Responder& respond);
+void delete_template(Services& s, const Call& c, const http::Responder& respond);
+void render_template(Services& s, const Call& c, const http::Responder& respond);
+
 // Operations (daemon/api/api.cpp)
 std::string render_metrics(Services& s);
 

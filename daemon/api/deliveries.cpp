@@ -209,6 +209,14 @@ void get_delivery(Services& s, const Call& c, const http::Responder& respond) {
                {"subject", (*content)->subject},
                {"body", (*content)->body},
                {"sha256", (*content)->content_hash}};
+      // Which template (and stored version) wrote each part.
+      j["templates"] = json::parse((*content)->templates, nullptr, false);
+      if (j["templates"].is_discarded()) {
+        j["templates"] = json::array();
+      }
+      if ((*content)->sms_segments) {
+        j["sms_segments"] = *(*content)->sms_segments;
+      }
     }
     return j;
   });

@@ -3,11 +3,14 @@
 #include <fmt/format.h>
 #include <CLI/CLI.hpp>
 
+#include <fstream>
 #include <iostream>
+#include <sstream>
 
 #include "daemon/cli/client_commands.hpp"
 #include "daemon/cli/serve.hpp"
 #include "daemon/config/config.hpp"
+#include "daemon/render/renderer.hpp"
 #include "daemon/store/store.hpp"
 
 #ifndef HERALD_VERSION
@@ -66,6 +69,72 @@ int audit_verify(const std::string& path) {
   return 0;
 }
 
+struct TemplateRenderArgs {
+  std::string channel = "email.text";
+  std::string context_path;
+  std::string template_path;
+  std::string phase = "containment";
+  bool drill = false;
+};
+
+std::optional<std::string> read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    return std::nullopt;
+  }
+  std::ostringstream out;
+  out << in.rdbuf();
+  return out.str();
+}
+
+// Renders a template file offline, as POST /v1/templates/render does (shipped partials only).
+int template_render(const TemplateRenderArgs& args) {
+  auto source = read_file(args.template_path);
+  if (!source) {
+    std::cerr << "herald template render: cannot read " << args.template_path << "\n";
+    return 1;
+  }
+  nlohmann::json context;
+  if (!args.context_path.empty()) {
+    auto text = read_file(args.context_path);
+    if (!text) {
+      std::cerr << "herald template render: cannot read " << args.context_path << "\n";
+      return 1;
+    }
+    context = nlohmann::json::parse(*text, nullptr, false);
+    if (context.is_discarded() || !context.is_object()) {
+      std::cerr << "herald template render: " << args.context_path
+                << " is not a JSON object\n";
+      return 1;
+    }
+  } else {
+    auto phase = parse_phase(args.phase);
+    if (!phase) {
+      std::cerr << "herald template render: unknown phase \"" << args.phase << "\"\n";
+      return 1;
+    }
+    context = render::context_json(render::sample_context(*phase, args.drill));
+  }
+  auto rendered = render::render_string(*source, args.channel, context);
+  if (!rendered) {
+    std::cerr << args.template_path << ": " << rendered.error().message << "\n";
+    return 1;
+  }
+  for (const auto& warning : render::template_warnings(*source)) {
+    std::cerr << args.template_path << ": warning: " << warning << "\n";
+  }
+  std::cout << *rendered;
+  if (rendered->empty() || rendered->back() != '\n') {
+    std::cout << "\n";
+  }
+  if (args.channel == "sms.text") {
+    auto length = render::sms_length(*rendered);
+    std::cerr << fmt::format("sms: {} {} units, {} segment(s)\n",
+                             length.gsm7 ? "GSM-7" : "UCS-2", length.units, length.segments);
+  }
+  return 0;
+}
+
 }  // namespace
 
 int run(int argc, char** argv) {
@@ -112,6 +181,25 @@ int run(int argc, char** argv) {
   verify_cmd->add_option("--database,-d", verify_path, "the SQLite database file (offline)");
   ClientCommands client_commands(app, *audit_cmd);
 
+  auto* template_cmd = app.add_subcommand("template", "Template tools (no daemon needed).");
+  template_cmd->require_subcommand(1);
+  TemplateRenderArgs render_args;
+  auto* render_cmd = template_cmd->add_subcommand(
+      "render",
+      "Render a mustache template file with a sample (or given) context, escaped for CHANNEL.\n"
+      "Example: herald template render --channel email.html my.email.html.mustache");
+  render_cmd
+      ->add_option("--channel", render_args.channel,
+                   "CHANNEL.PART: email.subject, email.text, email.html, sms.text, chat.text")
+      ->capture_default_str();
+  render_cmd->add_option("--context", render_args.context_path,
+                         "a JSON file with the context (default: a sample incident)");
+  render_cmd->add_option("--phase", render_args.phase, "the sample context's phase")
+      ->capture_default_str();
+  render_cmd->add_flag("--drill", render_args.drill, "the sample context is a drill");
+  render_cmd->add_option("TEMPLATE_FILE", render_args.template_path, "the template source")
+      ->required();
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -131,6 +219,9 @@ int run(int argc, char** argv) {
   }
   if (*verify_cmd) {
     return audit_verify(verify_path);
+  }
+  if (*render_cmd) {
+    return template_render(render_args);
   }
   return 2;
 }

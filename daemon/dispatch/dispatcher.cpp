@@ -138,6 +138,7 @@ struct Dispatcher::Impl {
       Client client;
       std::optional<Contact> contact;
       std::optional<Endpoint> endpoint;
+      render::TemplateSet templates;  // the client's and everyone's stored templates
     };
     auto loaded = store.read<Loaded>([&m](store::Repo& r) -> Result<Loaded> {
       Loaded l;
@@ -158,6 +159,14 @@ struct Dispatcher::Impl {
       l.event = **event;
       l.incident = **incident;
       l.client = **client;
+      auto templates = r.current_templates(m.client_id);
+      if (!templates) {
+        return templates.error();
+      }
+      for (auto& t : *templates) {
+        l.templates.push_back(
+            render::StoredTemplate{t.client_id, t.name, t.body.value_or(""), t.version});
+      }
       if (!m.contact_id.empty()) {
         auto c = r.contact(m.client_id, m.contact_id);
         if (!c) {
@@ -212,6 +221,7 @@ struct Dispatcher::Impl {
     ctx.details_json = e.details_json;
     ctx.update_number = m.update_number;
     ctx.drill = e.drill || loaded->incident.drill;
+    ctx.locale = loaded->client.locale;
     if (loaded->contact) {
       ctx.contact_name = loaded->contact->name;
       ctx.contact_role = m.role;
@@ -219,7 +229,7 @@ struct Dispatcher::Impl {
         ctx.ack_url = ack_url(options.public_url, options.ack_key, m.id);
       }
     }
-    auto rendered = renderer.render(ctx, m.channel, endpoint_type);
+    auto rendered = renderer.render(ctx, m.channel, endpoint_type, &loaded->templates);
     if (!rendered) {
       return rendered.error();
     }
@@ -254,6 +264,10 @@ struct Dispatcher::Impl {
     flight.content.body = m.channel == kChannelWebhook ? out.payload_json : out.text;
     flight.content.content_hash =
         sha256_hex(out.subject + "\n" + out.text + "\n" + out.html + "\n" + out.payload_json);
+    flight.content.templates = nlohmann::json(rendered->templates).dump();
+    if (m.channel == kChannelSms) {
+      flight.content.sms_segments = rendered->sms_segments;
+    }
     flight.started_at = out.now;
     return std::make_pair(std::move(*request), std::move(flight));
   }

@@ -1,6 +1,8 @@
 #include "daemon/render/renderer.hpp"
 
 #include <algorithm>
+#include <cctype>
+#include <functional>
 #include <kainjow/mustache.hpp>
 #include <map>
 #include <mutex>
@@ -307,14 +309,191 @@ nlohmann::json stringify_scalars(const nlohmann::json& value) {
 }
 
 bool valid_name(std::string_view name) {
-  auto first = name.find('.');
-  if (first == std::string_view::npos) {
+  return parse_template_name(name).ok();
+}
+
+constexpr std::string_view kContextRoots[] = {"client",         "incident", "phase",
+                                              "previous_phase", "event",    "contact",
+                                              "ack_url",        "update",   "drill"};
+
+bool is_locale(std::string_view s) {
+  // [a-z]{2,3}(-[A-Za-z0-9]{2,8})*
+  size_t i = 0;
+  while (i < s.size() && s[i] >= 'a' && s[i] <= 'z') {
+    ++i;
+  }
+  if (i < 2 || i > 3) {
     return false;
   }
-  std::string_view phase = name.substr(0, first);
-  std::string_view rest = name.substr(first + 1);
-  bool phase_ok = phase == "any" || parse_phase(phase).has_value();
-  return phase_ok && escape_for(rest).has_value();
+  while (i < s.size()) {
+    if (s[i] != '-') {
+      return false;
+    }
+    size_t start = ++i;
+    while (i < s.size() && std::isalnum(static_cast<unsigned char>(s[i]))) {
+      ++i;
+    }
+    if (i - start < 2 || i - start > 8) {
+      return false;
+    }
+  }
+  return true;
+}
+
+bool is_partial_name(std::string_view s) {
+  if (s.empty() || s.size() > 40 || s[0] < 'a' || s[0] > 'z') {
+    return false;
+  }
+  for (char c : s) {
+    if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_')) {
+      return false;
+    }
+  }
+  return std::find(std::begin(kContextRoots), std::end(kContextRoots), s) ==
+         std::end(kContextRoots);
+}
+
+// "de-AT" → {"de-AT", "de", ""}: the most specific variant first, the default last.
+std::vector<std::string> locale_candidates(std::string_view locale) {
+  std::vector<std::string> out;
+  if (!locale.empty() && is_locale(locale)) {
+    out.emplace_back(locale);
+    auto dash = locale.find('-');
+    if (dash != std::string_view::npos) {
+      out.emplace_back(locale.substr(0, dash));
+    }
+  }
+  out.emplace_back();
+  return out;
+}
+
+// ---- tags, for warnings and partial cycles -------------------------------------------------
+
+struct Tag {
+  char kind;  // 'v' variable, '#', '^', '/', '>'
+  std::string name;
+  size_t line, column;
+};
+
+std::string trim_copy(std::string_view s) {
+  auto first = s.find_first_not_of(" \t\r\n");
+  if (first == std::string_view::npos) {
+    return {};
+  }
+  auto last = s.find_last_not_of(" \t\r\n");
+  return std::string(s.substr(first, last - first + 1));
+}
+
+// The tags of a source with the default delimiters; scanning stops at a delimiter change
+// (rare, and then nothing after it is checked).
+std::vector<Tag> scan_tags(std::string_view s) {
+  std::vector<Tag> tags;
+  size_t pos = 0, line = 1, line_start = 0;
+  auto advance_to = [&](size_t to) {
+    for (; pos < to && pos < s.size(); ++pos) {
+      if (s[pos] == '\n') {
+        ++line;
+        line_start = pos + 1;
+      }
+    }
+  };
+  while (true) {
+    size_t open = s.find("{{", pos);
+    if (open == std::string_view::npos) {
+      break;
+    }
+    advance_to(open);
+    size_t column = open - line_start + 1;
+    size_t inner = open + 2;
+    char kind = 'v';
+    std::string_view close = "}}";
+    if (inner < s.size()) {
+      char c = s[inner];
+      if (c == '{') {
+        close = "}}}";
+        ++inner;
+      } else if (c == '&' || c == '#' || c == '^' || c == '/' || c == '>' || c == '!' || c == '=') {
+        kind = c == '&' ? 'v' : c;
+        ++inner;
+      }
+    }
+    size_t end = s.find(close, inner);
+    if (end == std::string_view::npos || kind == '=') {
+      break;
+    }
+    if (kind != '!') {
+      tags.push_back(Tag{kind, trim_copy(s.substr(inner, end - inner)), line, column});
+    }
+    advance_to(end + close.size());
+  }
+  return tags;
+}
+
+std::vector<std::string> partial_refs(std::string_view source) {
+  std::vector<std::string> out;
+  for (const auto& tag : scan_tags(source)) {
+    if (tag.kind == '>') {
+      out.push_back(tag.name);
+    }
+  }
+  return out;
+}
+
+// A partial that includes itself, directly or not, would recurse without end.
+std::optional<std::string> find_partial_cycle(const std::map<std::string, std::string>& partials) {
+  std::map<std::string, int> state;  // 1 visiting, 2 done
+  std::function<std::optional<std::string>(const std::string&)> visit =
+      [&](const std::string& name) -> std::optional<std::string> {
+    auto it = partials.find(name);
+    if (it == partials.end() || state[name] == 2) {
+      return std::nullopt;
+    }
+    if (state[name] == 1) {
+      return name;
+    }
+    state[name] = 1;
+    for (const auto& ref : partial_refs(it->second)) {
+      if (auto cycle = visit(ref)) {
+        return cycle;
+      }
+    }
+    state[name] = 2;
+    return std::nullopt;
+  };
+  for (const auto& [name, body] : partials) {
+    if (auto cycle = visit(name)) {
+      return cycle;
+    }
+  }
+  return std::nullopt;
+}
+
+size_t edit_distance(std::string_view a, std::string_view b) {
+  std::vector<size_t> row(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j) {
+    row[j] = j;
+  }
+  for (size_t i = 1; i <= a.size(); ++i) {
+    size_t diagonal = row[0];
+    row[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j) {
+      size_t up = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      diagonal = up;
+    }
+  }
+  return row[b.size()];
+}
+
+void flatten_keys(const nlohmann::json& value, const std::string& prefix,
+                  std::vector<std::string>& out) {
+  for (const auto& [key, item] : value.items()) {
+    std::string path = prefix.empty() ? key : prefix + "." + key;
+    out.push_back(path);
+    if (item.is_object() && path != "event.details") {
+      flatten_keys(item, path, out);
+    }
+  }
 }
 
 }  // namespace
@@ -323,6 +502,43 @@ struct Renderer::Shipped {
   std::map<std::string, std::unique_ptr<TemplatePool>, std::less<>> compiled;
   std::map<std::string, std::string, std::less<>> sources;
 };
+
+namespace {
+
+// The shipped sources, for functions that have no Renderer (render_string, warnings).
+const std::map<std::string, std::string, std::less<>>& shipped_sources() {
+  static const auto* sources = [] {
+    auto* m = new std::map<std::string, std::string, std::less<>>();
+    for (const ShippedTemplate& t : shipped_templates()) {
+      m->emplace(std::string(t.name), std::string(t.body));
+    }
+    return m;
+  }();
+  return *sources;
+}
+
+std::vector<std::string> shipped_partial_names() {
+  std::vector<std::string> out;
+  for (const auto& [name, body] : shipped_sources()) {
+    if (name.rfind("partial.", 0) == 0 && name.find('.', 8) == std::string::npos) {
+      out.push_back(name.substr(8));
+    }
+  }
+  return out;
+}
+
+// Adds the partials to a template's data; a cycle is an error.
+Result<void> add_partials(mstch::data& data, const std::map<std::string, std::string>& partials) {
+  if (auto cycle = find_partial_cycle(partials)) {
+    return template_error("partial \"" + *cycle + "\" includes itself");
+  }
+  for (const auto& [name, body] : partials) {
+    data.set(name, mstch::data(mstch::partial([body] { return body; })));
+  }
+  return {};
+}
+
+}  // namespace
 
 Renderer::Renderer(std::shared_ptr<const Shipped> shipped, OverrideLookup overrides)
     : shipped_(std::move(shipped)), overrides_(std::move(overrides)) {}
@@ -365,7 +581,8 @@ std::optional<std::string> Renderer::shipped_source(std::string_view name) const
 }
 
 Result<RenderedMessage> Renderer::render(const TemplateContext& ctx, std::string_view channel,
-                                         std::string_view endpoint_type) const {
+                                         std::string_view endpoint_type,
+                                         const TemplateSet* overrides) const {
   RenderedMessage message;
   if (channel == kChannelWebhook) {
     message.payload_json = webhook_payload(ctx);
@@ -381,44 +598,100 @@ Result<RenderedMessage> Renderer::render(const TemplateContext& ctx, std::string
                       "unknown channel \"" + std::string(channel) + "\"", "channel");
   }
 
-  const mstch::data data = to_data(context_json(ctx));
+  // A stored template found for a name: its body and where it came from.
+  struct Found {
+    std::string body;
+    std::string origin;  // "acme:v3", "*:v2", "shipped"
+    const TemplatePool* pool = nullptr;
+  };
+  const auto locales = locale_candidates(ctx.locale);
+  // Level 0: the client's own; 1: everyone's stored; 2: shipped.
+  auto find_at = [&](int level, const std::string& name) -> std::optional<Found> {
+    if (level == 2) {
+      if (auto it = shipped_->compiled.find(name); it != shipped_->compiled.end()) {
+        return Found{shipped_->sources.find(name)->second, "shipped", it->second.get()};
+      }
+      return std::nullopt;
+    }
+    std::string_view client = level == 0 ? std::string_view(ctx.client_id) : std::string_view();
+    if (overrides) {
+      for (const auto& t : *overrides) {
+        if (t.client_id == client && t.name == name) {
+          return Found{t.body, (client.empty() ? "*" : std::string(client)) + ":v" +
+                                   std::to_string(t.version)};
+        }
+      }
+    } else if (overrides_ && level == 0) {
+      if (auto body = overrides_(ctx.client_id, name)) {
+        return Found{*body, std::string(client)};
+      }
+    }
+    return std::nullopt;
+  };
+  auto resolve =
+      [&](const std::vector<std::string>& bases) -> std::optional<std::pair<std::string, Found>> {
+    for (int level = 0; level < 3; ++level) {
+      for (const auto& base : bases) {
+        for (const auto& locale : locales) {
+          std::string name = locale.empty() ? base : base + "." + locale;
+          if (auto found = find_at(level, name)) {
+            return std::make_pair(name, std::move(*found));
+          }
+        }
+      }
+    }
+    return std::nullopt;
+  };
+
+  mstch::data data = to_data(context_json(ctx));
+  std::map<std::string, std::string> partials;
+  std::vector<std::string> partial_names = shipped_partial_names();
+  if (overrides) {
+    for (const auto& t : *overrides) {
+      auto parsed = parse_template_name(t.name);
+      if (parsed && !parsed->partial.empty()) {
+        partial_names.push_back(parsed->partial);
+      }
+    }
+  }
+  for (const auto& name : partial_names) {
+    if (auto found = resolve({"partial." + name})) {
+      partials[name] = found->second.body;
+    }
+  }
+  if (auto added = add_partials(data, partials); !added) {
+    return template_error("client " + ctx.client_id + ": " + added.error().message);
+  }
+
   const std::string phase(to_string(ctx.phase));
   for (std::string_view part : parts) {
     const std::string suffix = std::string(channel) + "." + std::string(part);
     Escape escape = channel == kChannelChat ? chat_escape(endpoint_type) : *escape_for(suffix);
 
-    // Client's PHASE → client's any → shipped PHASE → shipped any.
-    std::optional<Result<std::string>> rendered;
-    for (const std::string& name : {phase + "." + suffix, "any." + suffix}) {
-      if (!overrides_) {
-        break;
-      }
-      if (auto body = overrides_(ctx.client_id, name)) {
-        mstch::mustache tmpl(*body);
-        if (!tmpl.is_valid()) {
-          return template_error("template " + name + " of client " + ctx.client_id + ": " +
-                                describe_template_error(*body, tmpl.error_message()));
-        }
-        rendered = render_once(tmpl, data, escape);
-        break;
-      }
-    }
-    for (const std::string& name : {phase + "." + suffix, "any." + suffix}) {
-      if (rendered) {
-        break;
-      }
-      if (auto it = shipped_->compiled.find(name); it != shipped_->compiled.end()) {
-        rendered = it->second->render(data, escape);
-      }
-    }
-    if (!rendered) {
+    // Client's PHASE → client's any → (everyone's) → shipped PHASE → shipped any; NAME.LOCALE
+    // before NAME at each step.
+    auto found = resolve({phase + "." + suffix, "any." + suffix});
+    if (!found) {
       return make_error(ErrorKind::internal, "missing_template",
                         "no template for " + phase + "." + suffix);
     }
-    if (!rendered->ok()) {
-      return rendered->error();
+    const auto& [name, source] = *found;
+    Result<std::string> rendered = std::string();
+    if (source.pool) {
+      rendered = source.pool->render(data, escape);  // partials live in the data
+    } else {
+      mstch::mustache tmpl(source.body);
+      if (!tmpl.is_valid()) {
+        return template_error("template " + name + " of client " + ctx.client_id + ": " +
+                              describe_template_error(source.body, tmpl.error_message()));
+      }
+      rendered = render_once(tmpl, data, escape);
     }
-    std::string text = finish(suffix, rendered->value());
+    if (!rendered.ok()) {
+      return rendered.error();
+    }
+    message.templates.push_back(name + "@" + source.origin);
+    std::string text = finish(suffix, rendered.value());
     if (part == "subject") {
       message.subject = std::move(text);
     } else if (part == "html") {
@@ -427,11 +700,16 @@ Result<RenderedMessage> Renderer::render(const TemplateContext& ctx, std::string
       message.text = std::move(text);
     }
   }
+  if (channel == kChannelSms) {
+    message.text = fit_sms(message.text, ctx.ack_url);
+    message.sms_segments = sms_length(message.text).segments;
+  }
   return message;
 }
 
 Result<std::string> render_string(std::string_view source, std::string_view channel_part,
-                                  const nlohmann::json& context) {
+                                  const nlohmann::json& context,
+                                  const std::map<std::string, std::string>& partials) {
   auto escape = escape_for(channel_part);
   if (!escape) {
     return make_error(ErrorKind::invalid, "invalid_channel",
@@ -444,7 +722,15 @@ Result<std::string> render_string(std::string_view source, std::string_view chan
   if (!tmpl.is_valid()) {
     return template_error(describe_template_error(source, tmpl.error_message()));
   }
-  auto rendered = render_once(tmpl, to_data(context), *escape);
+  mstch::data data = to_data(context.is_object() ? context : nlohmann::json::object());
+  std::map<std::string, std::string> all = partials;
+  for (const auto& name : shipped_partial_names()) {
+    all.emplace(name, shipped_sources().find("partial." + name)->second);
+  }
+  if (auto added = add_partials(data, all); !added) {
+    return added.error();
+  }
+  auto rendered = render_once(tmpl, data, *escape);
   if (!rendered.ok()) {
     return rendered.error();
   }
@@ -457,6 +743,300 @@ Result<void> check_template(std::string_view source) {
     return compiled.error();
   }
   return {};
+}
+
+Result<TemplateName> parse_template_name(std::string_view name) {
+  auto invalid = [&] {
+    return make_error(ErrorKind::invalid, "invalid_template_name",
+                      "template name \"" + std::string(name) +
+                          "\" must be PHASE.CHANNEL.PART (e.g. containment.email.subject, "
+                          "any.sms.text) or partial.NAME, optionally followed by .LOCALE "
+                          "(e.g. .de)",
+                      "name");
+  };
+  std::vector<std::string> pieces;
+  size_t start = 0;
+  while (true) {
+    size_t dot = name.find('.', start);
+    pieces.emplace_back(name.substr(start, dot == std::string_view::npos ? dot : dot - start));
+    if (dot == std::string_view::npos) {
+      break;
+    }
+    start = dot + 1;
+  }
+  TemplateName out;
+  if (pieces.size() >= 2 && pieces[0] == "partial") {
+    if (pieces.size() > 3 || !is_partial_name(pieces[1]) ||
+        (pieces.size() == 3 && !is_locale(pieces[2]))) {
+      return invalid();
+    }
+    out.partial = pieces[1];
+    out.locale = pieces.size() == 3 ? pieces[2] : "";
+    return out;
+  }
+  if (pieces.size() < 3 || pieces.size() > 4) {
+    return invalid();
+  }
+  if (pieces[0] != "any" && !parse_phase(pieces[0]).has_value()) {
+    return invalid();
+  }
+  std::string channel_part = pieces[1] + "." + pieces[2];
+  if (!escape_for(channel_part).has_value()) {
+    return invalid();
+  }
+  if (pieces.size() == 4 && !is_locale(pieces[3])) {
+    return invalid();
+  }
+  out.phase = pieces[0];
+  out.channel_part = channel_part;
+  out.locale = pieces.size() == 4 ? pieces[3] : "";
+  return out;
+}
+
+std::vector<std::string> template_warnings(std::string_view source,
+                                           const std::vector<std::string>& known_partials) {
+  static const std::vector<std::string> kKnown = [] {
+    std::vector<std::string> keys;
+    flatten_keys(context_json(sample_context()), "", keys);
+    return keys;
+  }();
+  auto known = [](const std::string& path) {
+    return path.rfind("event.details", 0) == 0 ||
+           std::find(kKnown.begin(), kKnown.end(), path) != kKnown.end();
+  };
+  std::vector<std::string> partials = shipped_partial_names();
+  partials.insert(partials.end(), known_partials.begin(), known_partials.end());
+
+  std::vector<std::string> warnings;
+  std::vector<std::string> sections;  // open section names, resolved to full paths
+  bool unchecked = false;             // inside a section whose keys depend on the event
+  auto where = [](const Tag& t) {
+    return "line " + std::to_string(t.line) + ", column " + std::to_string(t.column) + ": ";
+  };
+  for (const auto& tag : scan_tags(source)) {
+    if (tag.kind == '>') {
+      if (std::find(partials.begin(), partials.end(), tag.name) == partials.end()) {
+        warnings.push_back(where(tag) + "unknown partial \"" + tag.name +
+                           "\" (store it as partial." + tag.name + ")");
+      }
+      continue;
+    }
+    if (tag.kind == '/') {
+      if (!sections.empty()) {
+        sections.pop_back();
+      }
+      unchecked = std::any_of(sections.begin(), sections.end(), [](const std::string& s) {
+        return s.empty() || s.rfind("event.details", 0) == 0;
+      });
+      continue;
+    }
+    std::string resolved;
+    if (tag.name == "." || unchecked) {
+      resolved = tag.name == "." && !sections.empty() ? sections.back() : tag.name;
+    } else {
+      // Names resolve against the open sections, innermost first, then the root.
+      for (auto it = sections.rbegin(); it != sections.rend() && resolved.empty(); ++it) {
+        if (known(*it + "." + tag.name)) {
+          resolved = *it + "." + tag.name;
+        }
+      }
+      if (resolved.empty() && known(tag.name)) {
+        resolved = tag.name;
+      }
+      if (resolved.empty()) {
+        std::string suggestion;
+        size_t best = 3;
+        for (const auto& k : kKnown) {
+          size_t d = edit_distance(tag.name, k);
+          if (d < best) {
+            best = d;
+            suggestion = k;
+          }
+        }
+        warnings.push_back(where(tag) + "unknown variable \"" + tag.name + "\"" +
+                           (suggestion.empty() ? "" : " (did you mean \"" + suggestion + "\"?)"));
+      }
+    }
+    if (tag.kind == '#' || tag.kind == '^') {
+      sections.push_back(resolved);  // "" for an unknown name: what is inside is not checked
+      if (resolved.empty() || resolved.rfind("event.details", 0) == 0) {
+        unchecked = true;
+      }
+    }
+  }
+  return warnings;
+}
+
+TemplateContext sample_context(Phase phase, bool drill) {
+  TemplateContext ctx;
+  ctx.client_id = "acme";
+  ctx.client_name = "Acme Corp";
+  ctx.incident_id = "INC-42";
+  ctx.incident_title = "Ransomware on FS01";
+  ctx.severity = Severity::critical;
+  ctx.phase = phase;
+  int number = phase_number(phase);
+  if (number > 1) {
+    ctx.previous_phase = kAllPhases[static_cast<size_t>(number - 2)];
+  }
+  ctx.event_id = "evt-7f3a";
+  ctx.summary = "Files on the file server FS01 were encrypted; FS01 is isolated from the network.";
+  ctx.occurred_at = parse_rfc3339("2026-12-04T10:00:00Z").value_or(Timestamp{});
+  ctx.details_json = R"({"host": "FS01", "ticket": "SOC-1234"})";
+  ctx.contact_name = "Dana Lee";
+  ctx.contact_role = "legal";
+  ctx.ack_url = "https://herald.example.com/ack/msg-0001?sig=Zm9vYmFy";
+  ctx.update_number = 1;
+  ctx.drill = drill;
+  ctx.locale = "en";
+  return ctx;
+}
+
+namespace {
+
+// Decodes UTF-8; an invalid byte counts as one U+FFFD.
+std::vector<char32_t> code_points(std::string_view s) {
+  std::vector<char32_t> out;
+  size_t i = 0;
+  while (i < s.size()) {
+    auto c = static_cast<unsigned char>(s[i]);
+    size_t extra = 0;
+    char32_t cp = c;
+    if (c >= 0x80) {
+      if ((c >> 5) == 0x6) {
+        extra = 1;
+        cp = c & 0x1F;
+      } else if ((c >> 4) == 0xE) {
+        extra = 2;
+        cp = c & 0x0F;
+      } else if ((c >> 3) == 0x1E) {
+        extra = 3;
+        cp = c & 0x07;
+      } else {
+        out.push_back(0xFFFD);
+        ++i;
+        continue;
+      }
+    }
+    bool ok = i + extra < s.size();
+    for (size_t k = 1; ok && k <= extra; ++k) {
+      auto cc = static_cast<unsigned char>(s[i + k]);
+      ok = (cc & 0xC0) == 0x80;
+      cp = (cp << 6) | (cc & 0x3F);
+    }
+    if (!ok) {
+      out.push_back(0xFFFD);
+      ++i;
+      continue;
+    }
+    out.push_back(cp);
+    i += extra + 1;
+  }
+  return out;
+}
+
+// Septets a character takes in GSM 03.38 (1, or 2 for the extension table), 0 when it has none.
+int gsm_septets(char32_t c) {
+  static const std::vector<char32_t> kBasic = code_points(
+      "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?"
+      "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà");
+  static const std::vector<char32_t> kExtension = code_points("^{}\\[~]|€\f");
+  if (std::find(kBasic.begin(), kBasic.end(), c) != kBasic.end()) {
+    return 1;
+  }
+  if (std::find(kExtension.begin(), kExtension.end(), c) != kExtension.end()) {
+    return 2;
+  }
+  return 0;
+}
+
+}  // namespace
+
+SmsLength sms_length(std::string_view utf8) {
+  auto cps = code_points(utf8);
+  SmsLength out;
+  std::vector<int> costs;
+  for (char32_t c : cps) {
+    if (gsm_septets(c) == 0) {
+      out.gsm7 = false;
+      break;
+    }
+  }
+  for (char32_t c : cps) {
+    costs.push_back(out.gsm7 ? gsm_septets(c) : (c > 0xFFFF ? 2 : 1));
+  }
+  for (int cost : costs) {
+    out.units += cost;
+  }
+  const int single = out.gsm7 ? 160 : 70;
+  const int multi = out.gsm7 ? 153 : 67;
+  if (out.units == 0) {
+    return out;
+  }
+  if (out.units <= single) {
+    out.segments = 1;
+    return out;
+  }
+  // A segment never splits an escape pair or a surrogate pair.
+  int used = 0;
+  out.segments = 1;
+  for (int cost : costs) {
+    if (used + cost > multi) {
+      ++out.segments;
+      used = 0;
+    }
+    used += cost;
+  }
+  return out;
+}
+
+std::string fit_sms(std::string_view text, std::string_view keep, size_t max_chars) {
+  auto count = [](std::string_view s) {
+    return static_cast<size_t>(std::count_if(
+        s.begin(), s.end(), [](char c) { return (static_cast<unsigned char>(c) & 0xC0) != 0x80; }));
+  };
+  if (count(text) <= max_chars) {
+    return std::string(text);
+  }
+  std::string rest(text);
+  std::string tail;
+  if (!keep.empty() && count(keep) + 5 < max_chars) {
+    if (auto at = rest.rfind(keep); at != std::string::npos) {
+      rest.erase(at, keep.size());
+      tail = std::string(keep);
+    }
+  }
+  constexpr std::string_view kEllipsis = "...";
+  size_t budget = max_chars - (tail.empty() ? 0 : count(tail) + 1);
+  rest = trim(rest);
+  std::string head;
+  if (count(rest) <= budget) {
+    head = rest;
+  } else {
+    budget -= kEllipsis.size();
+    size_t cut = 0;
+    for (size_t chars = 0; cut < rest.size(); ++cut) {
+      if ((static_cast<unsigned char>(rest[cut]) & 0xC0) != 0x80) {
+        if (chars == budget) {
+          break;
+        }
+        ++chars;
+      }
+    }
+    head = rest.substr(0, cut);
+    if (cut < rest.size() && !std::isspace(static_cast<unsigned char>(rest[cut]))) {
+      auto space = head.find_last_of(" \n\t");
+      if (space != std::string::npos && space > head.size() / 2) {
+        head.resize(space);
+      }
+    }
+    while (!head.empty() &&
+           std::string_view(" \n\t.,;:-").find(head.back()) != std::string_view::npos) {
+      head.pop_back();
+    }
+    head += kEllipsis;
+  }
+  return tail.empty() ? head : head + "\n" + tail;
 }
 
 std::string webhook_payload(const TemplateContext& ctx) {

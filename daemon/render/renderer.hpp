@@ -2,7 +2,9 @@
 // (a client's override, else the shipped default), escaping values for where they land.
 #pragma once
 
+#include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -30,12 +32,27 @@ struct TemplateContext {
   std::string ack_url;                     // people only
   int update_number = 1;
   bool drill = false;
+  std::string locale;  // the client's ("de", "de-AT"): NAME.de is preferred when it exists
 };
+
+// A template stored through the API: a client's override, or everyone's when client_id is
+// empty (it then sits between the clients' own and the shipped defaults).
+struct StoredTemplate {
+  std::string client_id;
+  std::string name;  // "containment.email.subject", "partial.footer", "any.sms.text.de"
+  std::string body;
+  int64_t version = 0;
+};
+using TemplateSet = std::vector<StoredTemplate>;
 
 // The parts a channel uses: email fills subject, text and html; sms and chat fill text;
 // webhook fills payload_json only.
 struct RenderedMessage {
   std::string subject, text, html, payload_json;
+  // The template of each part, as "NAME@shipped" or "NAME@CLIENT:vN" ("@*:vN" for a template
+  // stored for every client), in part order: what the message was written with.
+  std::vector<std::string> templates;
+  int sms_segments = 0;  // sms only: the segments the text takes
 };
 
 // Client overrides live in the store; the renderer asks this for them. Returns the template
@@ -57,8 +74,12 @@ class Renderer {
   // Errors: invalid "invalid_channel" for an unknown channel; unprocessable
   // "invalid_template" when a client's override does not compile or fails to render.
   // Thread-safe: compiled templates are shared read-only, each render works on its own copy.
+  // OVERRIDES, when given, are the client's and everyone's stored templates (the store's
+  // current_templates()) and replace the OverrideLookup. Partials ({{> footer}} is
+  // "partial.footer") and locale variants (NAME.LOCALE before NAME) follow the same order.
   Result<RenderedMessage> render(const TemplateContext& ctx, std::string_view channel,
-                                 std::string_view endpoint_type = {}) const;
+                                 std::string_view endpoint_type = {},
+                                 const TemplateSet* overrides = nullptr) const;
 
   // Every shipped template name, sorted ("any.email.html", "closed.email.subject", ...).
   std::vector<std::string> shipped_names() const;
@@ -80,11 +101,52 @@ class Renderer {
 // become strings, null and "" are false in sections. Errors: invalid "invalid_channel" for an
 // unknown CHANNEL.PART; unprocessable "invalid_template" naming the line when the source does
 // not compile.
+// PARTIALS maps a partial's short name ("footer") to its source; the shipped ones are used
+// for names it lacks.
 Result<std::string> render_string(std::string_view source, std::string_view channel_part,
-                                  const nlohmann::json& context);
+                                  const nlohmann::json& context,
+                                  const std::map<std::string, std::string>& partials = {});
 
 // Compiles only: unprocessable "invalid_template" with the line, as render_string.
 Result<void> check_template(std::string_view source);
+
+// What a valid template name says. Names are PHASE.CHANNEL.PART or partial.NAME, either with
+// an optional .LOCALE ("containment.email.subject.de", "partial.footer.de-AT").
+struct TemplateName {
+  std::string phase;         // a phase id or "any"; empty for a partial
+  std::string channel_part;  // "email.subject"; empty for a partial
+  std::string partial;       // "footer" for partial.footer
+  std::string locale;        // "" when none
+};
+// Errors: invalid "invalid_template_name" saying what a name looks like.
+Result<TemplateName> parse_template_name(std::string_view name);
+
+// Warnings for a source that compiles: variables the context does not have (with a
+// suggestion: `line 1, column 3: unknown variable "incident.titel" (did you mean
+// "incident.title"?)`) and partials that do not exist. KNOWN_PARTIALS are the short names
+// available beyond the shipped ones. Names under event.details and inside sections over
+// lists are not checked: their keys depend on the event.
+std::vector<std::string> template_warnings(std::string_view source,
+                                           const std::vector<std::string>& known_partials = {});
+
+// A fixed, realistic context for previews, the CLI and golden tests.
+TemplateContext sample_context(Phase phase = Phase::containment, bool drill = false);
+
+// SMS length: GSM-7 when every character is in the GSM 03.38 alphabet (extension characters
+// such as € [ ] { } count two septets), else UCS-2 (UTF-16 units). One segment holds 160
+// septets or 70 units; a longer text is split into segments of 153 or 67.
+struct SmsLength {
+  bool gsm7 = true;
+  int units = 0;  // septets or UTF-16 code units
+  int segments = 0;
+};
+SmsLength sms_length(std::string_view utf8);
+
+// The longest SMS body Herald sends, in characters (ten segments of GSM-7).
+constexpr size_t kMaxSmsChars = 1600;
+// Cuts TEXT to MAX_CHARS characters at a word boundary, marking the cut with "..."; KEEP (the
+// acknowledgement link), when it occurs in TEXT, is never cut: it moves whole to the end.
+std::string fit_sms(std::string_view text, std::string_view keep, size_t max_chars = kMaxSmsChars);
 
 // The JSON body of a generic webhook (CONTRACT.md "What arrives at receivers").
 std::string webhook_payload(const TemplateContext& ctx);
