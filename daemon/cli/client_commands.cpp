@@ -741,8 +741,8 @@ struct ClientCommands::Impl {
                          cell(e, "rule"), cell(e, "phase"));
     }
     if (type == "escalation") {
-      return fmt::format("rule {} to {}: {} ({} due {})", cell(e, "rule"), cell(e, "to_roles"),
-                         cell(e, "status"), cell(e, "phase"), cell(e, "due_at"));
+      return fmt::format("{}: {}, rule {} ({})", cell(e, "status"), cell(e, "to_roles"),
+                         cell(e, "rule"), cell(e, "phase"));
     }
     return dump_json(e);
   }

@@ -9,7 +9,10 @@ import subprocess
 import unittest
 import urllib.parse
 
-from harness import (HERALD_BIN, SLOW, TOKENS, HeraldTestCase, closed_port, wait_for)
+from harness import (HERALD_BIN, SLOW, SOURCE_DIR, TOKENS, HeraldTestCase, closed_port,
+                     wait_for)
+
+DOC = os.path.join(SOURCE_DIR, "docs", "cli.md")
 
 FAST = {"max_backoff": "2s", "attempt_timeout": "10s"}
 
@@ -373,6 +376,29 @@ class ClientCliTest(HeraldTestCase):
                 code, out, err = self.cli(*args, "--help")
                 self.assertEqual(code, 0, out + err)
                 self.assertIn("Example: herald " + " ".join(args), out)
+
+    def test_docs_tour(self):
+        """Every ```sh block of docs/cli.md, in order, against a real daemon."""
+        h = self.start(delivery=FAST)
+        with open(DOC, encoding="utf-8") as f:
+            blocks = re.findall(r"```sh\n(.*?)```", f.read(), re.S)
+        self.assertGreaterEqual(len(blocks), 5)
+        script = "\n".join(blocks)
+        script = (script.replace("http://127.0.0.1:8080", f"http://127.0.0.1:{h.port}")
+                  .replace("http://127.0.0.1:8025", self.hooks.base)
+                  .replace("demo-token", TOKENS["all"]))
+        env = dict(os.environ, PATH=os.path.dirname(HERALD_BIN) + ":" + os.environ["PATH"])
+        p = subprocess.run(["bash", "-euo", "pipefail", "-x", "-c", script], cwd=self.workdir,
+                           env=env, capture_output=True, text=True, timeout=120 * SLOW)
+        self.assert_no_sanitizer_report(p.stdout + p.stderr)
+        if os.environ.get("HERALD_SHOW_TOUR"):
+            print(p.stderr + p.stdout)
+        self.assertEqual(p.returncode, 0, f"stdout:\n{p.stdout}\nstderr:\n{p.stderr}")
+        self.assertEqual(len(h.deliveries(client="acme", channel="webhook")), 1)
+        with open(self.path("audit.csv"), newline="", encoding="utf-8") as f:
+            self.assertEqual(len(list(csv.reader(f))) - 1, len(self.audit_total(h)))
+        with open(self.path("stored-plan.json")) as f:
+            self.assertEqual(json.load(f)["version"], 1)
 
 
 if __name__ == "__main__":
