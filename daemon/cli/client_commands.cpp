@@ -33,9 +33,13 @@ int usage(const std::string& message) {
   return report(make_error(ErrorKind::invalid, std::string(kUsageError), message));
 }
 
+// An empty answer (204 to a DELETE) prints nothing: the exit code says it was done.
 void print_raw(const ApiReply& r) {
+  if (r.text.empty()) {
+    return;
+  }
   std::cout << r.text;
-  if (r.text.empty() || r.text.back() != '\n') {
+  if (r.text.back() != '\n') {
     std::cout << "\n";
   }
 }
@@ -319,7 +323,7 @@ struct ClientCommands::Impl {
       return report(r.error());
     }
     if (json_out) {
-      std::cout << dump_json(json{{"deleted", true}, {"status", r->status}}) << "\n";
+      print_raw(*r);
       return kExitOk;
     }
     std::cout << "deleted " << what << "\n";

@@ -152,6 +152,17 @@ class ClientCliTest(HeraldTestCase):
         self.assertIn("deleted endpoint soc-slack of acme",
                       self.ok("endpoints", "delete", "acme", "soc-slack"))
         self.assertEqual(h.request("GET", "/v1/clients/acme/contacts/lee", "audit").status, 404)
+        # Long cells are cut with an ellipsis; --json keeps the whole value.
+        long_name = "Beta " + "Ünïcödé " * 10
+        self.ok("clients", "put", "beta", "--name", long_name)
+        rows = self.table(self.ok("clients", "list"))
+        beta = [r for r in rows if r[0] == "beta"][0]
+        self.assertEqual(len(beta[1]), 40)
+        self.assertTrue(beta[1].endswith("…"), beta)
+        self.assertTrue(long_name.startswith(beta[1][:-1]))
+        listed = json.loads(self.ok("clients", "list", "--json"))
+        self.assertIn(long_name, [c["name"] for c in listed["items"]])
+        self.assertEqual(self.ok("clients", "delete", "beta", "--json"), "")
         self.ok("clients", "put", "beta", "--name", "Beta")
         self.assertIn("deleted client beta", self.ok("clients", "delete", "beta"))
         code, out, err = self.cli("clients", "get", "beta")
