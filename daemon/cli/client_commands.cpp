@@ -8,7 +8,6 @@
 #include <functional>
 #include <iostream>
 #include <iterator>
-#include <set>
 #include <string>
 #include <vector>
 
@@ -105,7 +104,6 @@ Result<std::string> walk_pages(ApiClient& client, const std::string& path,
                                std::vector<std::pair<std::string, std::string>> params,
                                std::string cursor, bool all,
                                const std::function<void(const ApiReply&)>& on_page) {
-  std::set<std::string> seen;
   for (int page = 0; page < kMaxPages; ++page) {
     auto q = params;
     q.emplace_back("cursor", cursor);
@@ -115,13 +113,14 @@ Result<std::string> walk_pages(ApiClient& client, const std::string& path,
     }
     on_page(*r);
     const json& next = r->body.is_object() ? r->body.value("next_cursor", json(nullptr)) : json();
-    cursor = next.is_string() ? next.get<std::string>() : std::string();
-    if (cursor.empty() || !all) {
-      return cursor;
+    std::string given = next.is_string() ? next.get<std::string>() : std::string();
+    if (given.empty() || !all) {
+      return given;
     }
-    if (!seen.insert(cursor).second) {
+    if (given == cursor) {
       return make_error(ErrorKind::internal, "api", "the API gave the same cursor twice");
     }
+    cursor = std::move(given);
   }
   return make_error(ErrorKind::internal, "api", "too many pages");
 }
