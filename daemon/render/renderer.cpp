@@ -528,8 +528,11 @@ std::vector<std::string> shipped_partial_names() {
 }
 
 // Adds the partials to a template's data; a cycle is an error.
-Result<void> add_partials(mstch::data& data, const std::map<std::string, std::string>& partials) {
-  if (auto cycle = find_partial_cycle(partials)) {
+// CHECKED: the caller knows these partials are free of cycles (the shipped ones are checked
+// at load).
+Result<void> add_partials(mstch::data& data, const std::map<std::string, std::string>& partials,
+                          bool checked = false) {
+  if (auto cycle = checked ? std::nullopt : find_partial_cycle(partials)) {
     return template_error("partial \"" + *cycle + "\" includes itself");
   }
   for (const auto& [name, body] : partials) {
@@ -560,6 +563,14 @@ Result<Renderer> Renderer::load_shipped(OverrideLookup overrides) {
     shipped->compiled.emplace(std::string(t.name),
                               std::make_unique<TemplatePool>(std::move(compiled.value())));
     shipped->sources.emplace(std::string(t.name), std::string(t.body));
+  }
+  std::map<std::string, std::string> partials;
+  for (const auto& name : shipped_partial_names()) {
+    partials[name] = shipped->sources.find("partial." + name)->second;
+  }
+  if (auto cycle = find_partial_cycle(partials)) {
+    return make_error(ErrorKind::internal, "invalid_template",
+                      "shipped template partial." + *cycle + " includes itself");
   }
   return Renderer(std::move(shipped), std::move(overrides));
 }
@@ -646,6 +657,7 @@ Result<RenderedMessage> Renderer::render(const TemplateContext& ctx, std::string
   mstch::data data = to_data(context_json(ctx));
   std::map<std::string, std::string> partials;
   std::vector<std::string> partial_names = shipped_partial_names();
+  bool stored_partials = false;
   if (overrides) {
     for (const auto& t : *overrides) {
       auto parsed = parse_template_name(t.name);
@@ -657,9 +669,10 @@ Result<RenderedMessage> Renderer::render(const TemplateContext& ctx, std::string
   for (const auto& name : partial_names) {
     if (auto found = resolve({"partial." + name})) {
       partials[name] = found->second.body;
+      stored_partials = stored_partials || !found->second.pool;
     }
   }
-  if (auto added = add_partials(data, partials); !added) {
+  if (auto added = add_partials(data, partials, !stored_partials); !added) {
     return template_error("client " + ctx.client_id + ": " + added.error().message);
   }
 
@@ -941,6 +954,10 @@ int gsm_septets(char32_t c) {
       "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?"
       "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà");
   static const std::vector<char32_t> kExtension = code_points("^{}\\[~]|€\f");
+  if (c < 0x80 && c != '[' && c != ']' && c != '{' && c != '}' && c != '\\' && c != '^' &&
+      c != '~' && c != '|' && c != '`' && c != 0x7F && (c >= 0x20 || c == '\n' || c == '\r')) {
+    return 1;  // the common case: printable ASCII is in the basic table, but for these
+  }
   if (std::find(kBasic.begin(), kBasic.end(), c) != kBasic.end()) {
     return 1;
   }

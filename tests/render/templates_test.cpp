@@ -211,7 +211,9 @@ TEST(SmsLengthTest, Table) {
       // The escape pair is not split across segments: 152 + 2 > 153.
       {std::string(152, 'a') + "[" + std::string(152, 'b'), true, 306, 3},
       {"Grüße àéù ÄÖÑÜ £$¥ @", true, 20, 1},  // all in the basic GSM table
-      {"—", false, 1, 1},                     // em dash: UCS-2
+      {"—", false, 1, 1},
+      {"`", false, 1, 1},   // ASCII, but not in the GSM alphabet
+      {"a~b", true, 4, 1},  // em dash: UCS-2
       {"ç" + std::string(69, 'a'), false, 70, 1},
       {std::string(69, 'a') + "ç" + "x", false, 71, 2},
       {std::string(134, 'a') + "ç", false, 135, 3},  // 67 + 67 + 1
