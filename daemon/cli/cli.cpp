@@ -103,8 +103,7 @@ int template_render(const TemplateRenderArgs& args) {
     }
     context = nlohmann::json::parse(*text, nullptr, false);
     if (context.is_discarded() || !context.is_object()) {
-      std::cerr << "herald template render: " << args.context_path
-                << " is not a JSON object\n";
+      std::cerr << "herald template render: " << args.context_path << " is not a JSON object\n";
       return 1;
     }
   } else {
@@ -129,8 +128,8 @@ int template_render(const TemplateRenderArgs& args) {
   }
   if (args.channel == "sms.text") {
     auto length = render::sms_length(*rendered);
-    std::cerr << fmt::format("sms: {} {} units, {} segment(s)\n",
-                             length.gsm7 ? "GSM-7" : "UCS-2", length.units, length.segments);
+    std::cerr << fmt::format("sms: {} {} units, {} segment(s)\n", length.gsm7 ? "GSM-7" : "UCS-2",
+                             length.units, length.segments);
   }
   return 0;
 }

@@ -1100,18 +1100,17 @@ Result<int64_t> Repo::put_template(std::string_view client_id, std::string_view 
     return latest.error();
   }
   int64_t version = *latest ? (*latest)->version + 1 : 1;
-  auto r = execute(db_,
-                   "INSERT INTO templates (" + kTemplateColumns +
-                       ") VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                   [&](Statement& s) {
-                     s.bind(1, client_id).bind(2, name).bind(3, version);
-                     if (body) {
-                       s.bind(4, *body);
-                     } else {
-                       s.bind_null(4);
-                     }
-                     s.bind(5, ms(now)).bind(6, actor);
-                   });
+  auto r = execute(
+      db_, "INSERT INTO templates (" + kTemplateColumns + ") VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+      [&](Statement& s) {
+        s.bind(1, client_id).bind(2, name).bind(3, version);
+        if (body) {
+          s.bind(4, *body);
+        } else {
+          s.bind_null(4);
+        }
+        s.bind(5, ms(now)).bind(6, actor);
+      });
   if (!r) {
     return r.error();
   }

@@ -48,7 +48,7 @@ struct MessageContent {
   std::string subject;
   std::string body;
   std::string content_hash;
-  std::string templates = "[]";      // JSON array: the template (and version) of each part
+  std::string templates = "[]";         // JSON array: the template (and version) of each part
   std::optional<int64_t> sms_segments;  // SMS only
 };
 
