@@ -262,8 +262,9 @@ Result<IngestResult> apply_event(store::Repo& repo, const Event& input, Timestam
     if (!cancelled) {
       return cancelled.error();
     }
-    if (auto c = repo.cancel_superseded_escalations(event, now); !c) {
-      return c.error();
+    auto escalations_cancelled = repo.cancel_superseded_escalations(event, now);
+    if (!escalations_cancelled) {
+      return escalations_cancelled.error();
     }
 
     auto stored_plan = repo.plan(event.client_id);
@@ -355,18 +356,19 @@ Result<IngestResult> apply_event(store::Repo& repo, const Event& input, Timestam
       }
       result.messages += *inserted ? 1 : 0;
     }
-    audit_data = nlohmann::json{
-        {"event_id", event.event_id},
-        {"incident", event.incident_id},
-        {"phase", to_string(event.phase)},
-        {"previous_phase",
-         previous_phase ? nlohmann::json(to_string(*previous_phase)) : nlohmann::json(nullptr)},
-        {"severity", to_string(event.severity)},
-        {"source", event.source},
-        {"drill", event.drill},
-        {"messages", result.messages},
-        {"cancelled",
-         *cancelled}}.dump();
+    audit_data = nlohmann::json{{"event_id", event.event_id},
+                                {"incident", event.incident_id},
+                                {"phase", to_string(event.phase)},
+                                {"previous_phase", previous_phase
+                                                       ? nlohmann::json(to_string(*previous_phase))
+                                                       : nlohmann::json(nullptr)},
+                                {"severity", to_string(event.severity)},
+                                {"source", event.source},
+                                {"drill", event.drill},
+                                {"messages", result.messages},
+                                {"cancelled", *cancelled},
+                                {"escalations_cancelled", *escalations_cancelled}}
+                     .dump();
   } else {
     audit_data = nlohmann::json{{"event_id", event.event_id},
                                 {"incident", event.incident_id},
