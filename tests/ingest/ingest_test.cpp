@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "daemon/store/store.hpp"
+#include "tests/support/store_fixture.hpp"
 
 namespace herald::ingest {
 namespace {
@@ -66,17 +67,10 @@ TEST(ParseEvent, RejectionsNameTheField) {
   }
 }
 
-class ApplyEventTest : public ::testing::Test {
+class ApplyEventTest : public herald::testing::StoreFixture {
  protected:
   void SetUp() override {
-    dir_ = std::filesystem::temp_directory_path() /
-           ("herald-ingest-" + std::to_string(::getpid()) + "-" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    std::filesystem::remove_all(dir_);
-    std::filesystem::create_directories(dir_);
-    auto s = store::Store::open((dir_ / "herald.db").string());
-    ASSERT_TRUE(s);
-    store_ = std::move(*s);
+    StoreFixture::SetUp();
     ASSERT_TRUE(store_->write_sync([](store::Repo& r) -> Status {
       Timestamp t = at("2026-12-01T00:00:00Z");
       (void)r.put_client(Client{"acme", "Acme Corp", "UTC", "en"}, t);
@@ -101,10 +95,6 @@ class ApplyEventTest : public ::testing::Test {
                           t);
       return v ? Status{} : Status{v.error()};
     }));
-  }
-  void TearDown() override {
-    store_.reset();
-    std::filesystem::remove_all(dir_);
   }
 
   Result<IngestResult> apply(const Event& e, Timestamp now) {
@@ -133,9 +123,6 @@ class ApplyEventTest : public ::testing::Test {
     e.occurred_at = at(occurred);
     return e;
   }
-
-  std::filesystem::path dir_;
-  std::unique_ptr<store::Store> store_;
 };
 
 TEST_F(ApplyEventTest, PlansMessagesScheduledAfterTheDelay) {

@@ -8,6 +8,7 @@
 
 #include "daemon/ingest/ingest.hpp"
 #include "daemon/store/store.hpp"
+#include "tests/support/store_fixture.hpp"
 
 namespace herald::schedule {
 namespace {
@@ -16,23 +17,8 @@ Timestamp at(const char* text) {
   return *parse_rfc3339(text);
 }
 
-class SchedulerTest : public ::testing::Test {
+class SchedulerTest : public herald::testing::StoreFixture {
  protected:
-  void SetUp() override {
-    dir_ = std::filesystem::temp_directory_path() /
-           ("herald-scheduler-" + std::to_string(::getpid()) + "-" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    std::filesystem::remove_all(dir_);
-    std::filesystem::create_directories(dir_);
-    auto s = store::Store::open((dir_ / "herald.db").string());
-    ASSERT_TRUE(s);
-    store_ = std::move(*s);
-  }
-  void TearDown() override {
-    store_.reset();
-    std::filesystem::remove_all(dir_);
-  }
-
   void setup(const std::string& plan_json) {
     ASSERT_TRUE(write([&](store::Repo& r) -> Status {
       Timestamp t = at("2026-01-01T00:00:00Z");
@@ -58,8 +44,6 @@ class SchedulerTest : public ::testing::Test {
       return v ? Status{} : Status{v.error()};
     }));
   }
-
-  Status write(store::Store::WriteFn fn) { return store_->write_sync(std::move(fn)); }
 
   void event(const std::string& id, Phase phase, const char* when) {
     Event e;
@@ -125,9 +109,6 @@ class SchedulerTest : public ::testing::Test {
     std::sort(out.begin(), out.end());
     return out;
   }
-
-  std::filesystem::path dir_;
-  std::unique_ptr<store::Store> store_;
 };
 
 TEST_F(SchedulerTest, RepeatsEveryIntervalWhileThePhaseLasts) {

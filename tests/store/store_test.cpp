@@ -1,4 +1,5 @@
 #include "daemon/store/store.hpp"
+#include "tests/support/store_fixture.hpp"
 
 #include <gtest/gtest.h>
 
@@ -13,28 +14,7 @@ Timestamp at(int64_t seconds) {
   return Timestamp{Millis{seconds * 1000}};
 }
 
-class StoreTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    dir_ = std::filesystem::temp_directory_path() /
-           ("herald-store-" + std::to_string(::getpid()) + "-" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    std::filesystem::remove_all(dir_);
-    std::filesystem::create_directories(dir_);
-    auto s = Store::open((dir_ / "herald.db").string());
-    ASSERT_TRUE(s) << s.error().message;
-    store_ = std::move(*s);
-  }
-  void TearDown() override {
-    store_.reset();
-    std::filesystem::remove_all(dir_);
-  }
-
-  Status write(Store::WriteFn fn) { return store_->write_sync(std::move(fn)); }
-
-  std::filesystem::path dir_;
-  std::unique_ptr<Store> store_;
-};
+class StoreTest : public herald::testing::StoreFixture {};
 
 TEST_F(StoreTest, MigratesToLatestVersionInWalMode) {
   auto db = Database::open(store_->path());
