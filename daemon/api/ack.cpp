@@ -5,36 +5,11 @@
 
 #include "daemon/api/context.hpp"
 #include "daemon/core/ack_link.hpp"
+#include "daemon/render/renderer.hpp"
 #include "daemon/schedule/scheduler.hpp"
 
 namespace herald::api {
 namespace {
-
-std::string html_escape(std::string_view text) {
-  std::string out;
-  for (char c : text) {
-    switch (c) {
-      case '&':
-        out += "&amp;";
-        break;
-      case '<':
-        out += "&lt;";
-        break;
-      case '>':
-        out += "&gt;";
-        break;
-      case '"':
-        out += "&quot;";
-        break;
-      case '\'':
-        out += "&#39;";
-        break;
-      default:
-        out += c;
-    }
-  }
-  return out;
-}
 
 http::Response page(int status, std::string_view title, std::string_view body_html) {
   http::Response r;
@@ -51,7 +26,7 @@ http::Response page(int status, std::string_view title, std::string_view body_ht
       "<title>{}</title></head>"
       "<body style=\"font-family:Arial,Helvetica,sans-serif;max-width:36em;margin:3em auto;"
       "padding:0 1em;color:#1f2933\"><h1 style=\"font-size:1.4em\">{}</h1>{}</body></html>\n",
-      html_escape(title), html_escape(title), body_html);
+      render::escape_html(title), render::escape_html(title), body_html);
   return r;
 }
 
@@ -88,7 +63,8 @@ void get_ack(Services& s, const Call& c, const http::Responder& respond) {
     respond(page(200, "Already acknowledged",
                  fmt::format("<p>This update on incident <strong>{}</strong> ({}) was "
                              "acknowledged at {}. Thank you.</p>",
-                             html_escape(msg.incident_id), html_escape(phase_label(msg.phase)),
+                             render::escape_html(msg.incident_id),
+                             render::escape_html(phase_label(msg.phase)),
                              format_rfc3339(*msg.acknowledged_at))));
     return;
   }
@@ -100,7 +76,7 @@ void get_ack(Services& s, const Call& c, const http::Responder& respond) {
                   "<form method=\"post\"><button type=\"submit\" style=\"font-size:1.1em;"
                   "padding:.6em 1.4em;background:#243b53;color:#fff;border:0;border-radius:4px\">"
                   "I have read it</button></form>",
-                  html_escape(msg.incident_id), html_escape(phase_label(msg.phase)),
+                  render::escape_html(msg.incident_id), render::escape_html(phase_label(msg.phase)),
                   msg.update_number)));
 }
 
@@ -137,7 +113,8 @@ void post_ack(Services& s, const Call& c, const http::Responder& respond) {
         respond(page(200, "Thank you: acknowledged",
                      fmt::format("<p>Your acknowledgement of incident <strong>{}</strong> ({}) "
                                  "is recorded{}.</p>",
-                                 html_escape(msg.incident_id), html_escape(phase_label(msg.phase)),
+                                 render::escape_html(msg.incident_id),
+                                 render::escape_html(phase_label(msg.phase)),
                                  outcome->first ? "" : " (it had been already)")));
       });
 }

@@ -19,33 +19,6 @@ std::string escape_none(const std::string& s) {
   return s;
 }
 
-std::string escape_html(const std::string& s) {
-  std::string out;
-  out.reserve(s.size() + s.size() / 8);
-  for (char c : s) {
-    switch (c) {
-      case '&':
-        out += "&amp;";
-        break;
-      case '<':
-        out += "&lt;";
-        break;
-      case '>':
-        out += "&gt;";
-        break;
-      case '"':
-        out += "&quot;";
-        break;
-      case '\'':
-        out += "&#39;";
-        break;
-      default:
-        out += c;
-    }
-  }
-  return out;
-}
-
 // Slack's and Mattermost's message formatting: only these three are control characters.
 std::string escape_chat_markup(const std::string& s) {
   std::string out;
@@ -497,6 +470,33 @@ void flatten_keys(const nlohmann::json& value, const std::string& prefix,
 }
 
 }  // namespace
+
+std::string escape_html(std::string_view s) {
+  std::string out;
+  out.reserve(s.size() + s.size() / 8);
+  for (char c : s) {
+    switch (c) {
+      case '&':
+        out += "&amp;";
+        break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '"':
+        out += "&quot;";
+        break;
+      case '\'':
+        out += "&#39;";
+        break;
+      default:
+        out += c;
+    }
+  }
+  return out;
+}
 
 struct Renderer::Shipped {
   std::map<std::string, std::unique_ptr<TemplatePool>, std::less<>> compiled;

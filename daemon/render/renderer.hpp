@@ -148,6 +148,9 @@ constexpr size_t kMaxSmsChars = 1600;
 // acknowledgement link), when it occurs in TEXT, is never cut: it moves whole to the end.
 std::string fit_sms(std::string_view text, std::string_view keep, size_t max_chars = kMaxSmsChars);
 
+// HTML escaping of text for element content and attribute values: & < > " '.
+std::string escape_html(std::string_view s);
+
 // The JSON body of a generic webhook (CONTRACT.md "What arrives at receivers").
 std::string webhook_payload(const TemplateContext& ctx);
 

@@ -199,13 +199,15 @@ class ClientCliTest(HeraldTestCase):
                 "occurred_at": "2026-12-04T11:00:00Z", "summary": "FS01 reimaged"}
         out = self.ok("event", "send", "--file", self.write("event.json", body), token="ingest")
         self.assertIn("accepted evt-file-1 (INC-42): 5 messages", out)
+        # Let eradication's messages go out first: moving on to recovery cancels whatever of
+        # the previous phase is still pending.
+        items = h.wait_deliveries(10, client="acme")
         body.update(event_id="evt-stdin-1", phase="recovery", occurred_at="2026-12-04T12:00:00Z")
         code, out, err = self.cli("event", "send", "--file", "-", "--json", token="ingest",
                                      stdin=json.dumps(body))
         self.assertEqual(code, 0, out + err)
         self.assertEqual(json.loads(out), {"event_id": "evt-stdin-1", "incident": "INC-42",
                                            "messages": 0, "duplicate": False})
-        items = h.wait_deliveries(10, client="acme")
 
         # deliveries list: a table; --all follows the cursors; --json is the API's answer.
         rows = self.table(self.ok("deliveries", "list", "--client", "acme", "--limit", "500"))
