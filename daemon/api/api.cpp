@@ -249,6 +249,7 @@ Api::Api(ApiOptions options, store::Store& store, ingest::Ingestor& ingestor, co
       route("GET", "/ack/{id}", Scope::none, get_ack),
       route("POST", "/ack/{id}", Scope::none, post_ack),
       route("POST", "/v1/events", Scope::ingest, post_event),
+      route("POST", "/v1/sources/alertmanager", Scope::ingest, post_alertmanager),
       route("GET", "/v1/clients", Scope::admin_read, get_clients),
       route("PUT", "/v1/clients/{client}", Scope::admin, put_client),
       route("GET", "/v1/clients/{client}", Scope::admin_read, get_client),

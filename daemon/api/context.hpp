@@ -65,6 +65,7 @@ void preview_plan(Services& s, const Call& c, const http::Responder& respond);
 
 // Audit and deliveries (daemon/api/deliveries.cpp)
 void post_event(Services& s, const Call& c, const http::Responder& respond);
+void post_alertmanager(Services& s, const Call& c, const http::Responder& respond);
 void list_deliveries(Services& s, const Call& c, const http::Responder& respond);
 void get_delivery(Services& s, const Call& c, const http::Responder& respond);
 void retry_delivery(Services& s, const Call& c, const http::Responder& respond);

@@ -2,9 +2,11 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <mutex>
 
 #include "daemon/api/context.hpp"
 #include "daemon/ingest/ingest.hpp"
+#include "daemon/sources/alertmanager/alertmanager.hpp"
 
 namespace herald::api {
 namespace {
@@ -131,6 +133,72 @@ void post_event(Services& s, const Call& c, const http::Responder& respond) {
     }
     respond(json_response(r->duplicate ? 200 : 202, body));
   });
+}
+
+void post_alertmanager(Services& s, const Call& c, const http::Responder& respond) {
+  auto body = parse_body(c.request);
+  if (!body) {
+    respond(error_response(body.error()));
+    return;
+  }
+  auto events = sources::alertmanager_events(*body, c.request.query_param("client").value_or(""));
+  if (!events) {
+    respond(error_response(events.error()));
+    return;
+  }
+  s.metrics.describe("herald_events_total", "counter", "Events received, by outcome.");
+  if (events->empty()) {
+    respond(json_response(200, json{{"events", json::array()}}));
+    return;
+  }
+  // One answer once every alert's event is committed (or refused).
+  struct Gather {
+    std::mutex mutex;
+    std::vector<std::optional<Result<ingest::IngestResult>>> results;
+    size_t pending = 0;
+  };
+  auto gather = std::make_shared<Gather>();
+  gather->results.resize(events->size());
+  gather->pending = events->size();
+  for (size_t i = 0; i < events->size(); ++i) {
+    Event e = std::move((*events)[i]);
+    e.token_name = c.actor;
+    s.ingestor.ingest(std::move(e), [&s, gather, i, respond](Result<ingest::IngestResult> r) {
+      std::lock_guard lock(gather->mutex);
+      gather->results[i].emplace(std::move(r));
+      if (--gather->pending > 0) {
+        return;
+      }
+      json items = json::array();
+      bool any_new = false;
+      std::optional<Error> failure;
+      for (auto& result : gather->results) {
+        if (!*result) {
+          failure = failure ? failure : std::optional<Error>((*result).error());
+          items.push_back(json{{"error", (*result).error().message}});
+          continue;
+        }
+        const auto& ok = **result;
+        any_new = any_new || !ok.duplicate;
+        s.metrics.add("herald_events_total",
+                      ok.duplicate ? "outcome=\"duplicate\"" : "outcome=\"accepted\"");
+        items.push_back(json{{"event_id", ok.event_id},
+                             {"incident", ok.incident_id},
+                             {"messages", ok.messages},
+                             {"duplicate", ok.duplicate}});
+      }
+      if (failure) {
+        // Events of the other alerts are stored; the error says which alert failed.
+        Error e = *failure;
+        auto r = error_response(e);
+        auto j = json::parse(r.body);
+        j["events"] = items;
+        respond(json_response(r.status, j));
+        return;
+      }
+      respond(json_response(any_new ? 202 : 200, json{{"events", items}}));
+    });
+  }
 }
 
 void list_deliveries(Services& s, const Call& c, const http::Responder& respond) {

@@ -1,0 +1,135 @@
+#include "daemon/sources/alertmanager/alertmanager.hpp"
+
+#include <fmt/format.h>
+
+#include <nlohmann/json.hpp>
+
+#include "daemon/core/crypto.hpp"
+
+namespace herald::sources {
+namespace {
+
+using nlohmann::json;
+
+constexpr size_t kMaxIncidentId = 200;
+
+Error bad(size_t index, const std::string& field, const std::string& problem) {
+  return make_error(ErrorKind::unprocessable, "invalid_alert",
+                    fmt::format("alerts[{}]: {}", index, problem),
+                    fmt::format("alerts[{}].{}", index, field));
+}
+
+std::string text(const json& obj, const char* key) {
+  if (obj.is_object() && obj.contains(key) && obj[key].is_string()) {
+    return obj[key].get<std::string>();
+  }
+  return {};
+}
+
+// Alertmanager's own severities are free-form; Herald's four are kept, the common
+// `critical` and `warning` mapped, anything else is low.
+Severity severity_of(const std::string& label) {
+  if (auto s = parse_severity(label)) {
+    return *s;
+  }
+  return label == "warning" ? Severity::medium : Severity::low;
+}
+
+// groupKey can be long; an incident id must stay within bounds and stable.
+std::string incident_of(const std::string& group_key) {
+  if (!group_key.empty() && group_key.size() <= kMaxIncidentId) {
+    return group_key;
+  }
+  return "am-" + sha256_hex(group_key).substr(0, 24);
+}
+
+}  // namespace
+
+Result<std::vector<Event>> alertmanager_events(const json& payload,
+                                               const std::string& default_client) {
+  if (!payload.is_object() || !payload.contains("alerts") || !payload["alerts"].is_array()) {
+    return make_error(ErrorKind::unprocessable, "invalid_payload",
+                      "not an Alertmanager webhook payload: \"alerts\" must be an array", "alerts");
+  }
+  if (payload.contains("version") && text(payload, "version") != "4") {
+    return make_error(ErrorKind::unprocessable, "unsupported_version",
+                      fmt::format("Alertmanager payload version {} is not supported (4 is)",
+                                  payload["version"].dump()),
+                      "version");
+  }
+  const std::string group_key = text(payload, "groupKey");
+  std::vector<Event> out;
+  const auto& alerts = payload["alerts"];
+  for (size_t i = 0; i < alerts.size(); ++i) {
+    const json& alert = alerts[i];
+    if (!alert.is_object()) {
+      return bad(i, "", "must be an object");
+    }
+    const json labels = alert.value("labels", json::object());
+    const json annotations = alert.value("annotations", json::object());
+    const std::string status = text(alert, "status");
+    if (status != "firing" && status != "resolved") {
+      return bad(i, "status", "status must be \"firing\" or \"resolved\"");
+    }
+    Event e;
+    e.source = "alertmanager";
+    e.client_id = text(labels, "client");
+    if (e.client_id.empty()) {
+      e.client_id = default_client;
+    }
+    if (e.client_id.empty()) {
+      return bad(i, "labels.client",
+                 "no client: give the alert a `client` label or call with ?client=CLIENT");
+    }
+    e.incident_id = text(labels, "incident");
+    if (e.incident_id.empty()) {
+      e.incident_id = incident_of(group_key);
+    }
+    if (e.incident_id.empty()) {
+      return bad(i, "labels.incident", "no incident: no `incident` label and no groupKey");
+    }
+    const std::string phase = text(labels, "phase");
+    if (!phase.empty()) {
+      auto p = parse_phase(phase);
+      if (!p) {
+        return bad(i, "labels.phase", fmt::format("unknown phase \"{}\"", phase));
+      }
+      e.phase = *p;
+    } else {
+      e.phase = status == "firing" ? Phase::identification : Phase::recovery;
+    }
+    e.severity = severity_of(text(labels, "severity"));
+    e.title = text(annotations, "summary");
+    if (e.title.empty()) {
+      e.title = text(labels, "alertname");
+    }
+    e.summary = text(annotations, "description");
+    if (e.summary.empty()) {
+      e.summary = text(annotations, "summary");
+    }
+    const std::string starts_at = text(alert, "startsAt");
+    const std::string ends_at = text(alert, "endsAt");
+    const std::string& when = status == "resolved" ? ends_at : starts_at;
+    if (auto t = parse_rfc3339(when)) {
+      e.occurred_at = *t;
+    }
+    json details{{"labels", labels}, {"annotations", annotations}};
+    for (const char* key : {"generatorURL", "fingerprint", "startsAt", "endsAt"}) {
+      if (!text(alert, key).empty()) {
+        details[key] = text(alert, key);
+      }
+    }
+    e.details_json = details.dump(-1, ' ', false, json::error_handler_t::replace);
+    // Alertmanager repeats its notifications: the same alert in the same state maps to the
+    // same event id, so repeats are duplicates and create nothing.
+    std::string identity = text(alert, "fingerprint");
+    if (identity.empty()) {
+      identity = labels.dump();
+    }
+    e.event_id = "am-" + sha256_hex(identity + "\n" + status + "\n" + starts_at).substr(0, 32);
+    out.push_back(std::move(e));
+  }
+  return out;
+}
+
+}  // namespace herald::sources
