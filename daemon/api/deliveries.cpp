@@ -455,7 +455,8 @@ void list_audit(Services& s, const Call& c, const http::Responder& respond) {
     return;
   }
   json items = json::array();
-  std::optional<int64_t> next;
+  // The last seq of this page, when more records follow (0: none).
+  int64_t next = 0;
   for (size_t i = 0; i < records->size() && static_cast<int>(i) < *limit; ++i) {
     const auto& a = (*records)[i];
     items.push_back(json{{"seq", a.seq},
@@ -469,11 +470,11 @@ void list_audit(Services& s, const Call& c, const http::Responder& respond) {
     next = a.seq;
   }
   if (static_cast<int>(records->size()) <= *limit) {
-    next.reset();
+    next = 0;
   }
   respond(json_response(
-      200,
-      json{{"items", items}, {"next_cursor", next ? json(std::to_string(*next)) : json(nullptr)}}));
+      200, json{{"items", items},
+                {"next_cursor", next > 0 ? json(std::to_string(next)) : json(nullptr)}}));
 }
 
 void verify_audit(Services& s, const Call&, const http::Responder& respond) {
