@@ -128,6 +128,16 @@ int serve(const std::string& config_path) {
   dopts.concurrency = cfg.delivery.concurrency;
   dopts.max_backoff = cfg.delivery.max_backoff;
   dopts.retry_horizon = cfg.delivery.retry_horizon;
+  dopts.destination_concurrency = cfg.delivery.destination_concurrency;
+  dopts.breaker.failure_threshold = cfg.delivery.breaker_threshold;
+  dopts.breaker.cool_down = cfg.delivery.breaker_cool_down;
+  dopts.breaker.max_cool_down = cfg.delivery.breaker_max_cool_down;
+  dopts.rate_limits.clear();
+  for (const auto& [kind, text] : cfg.delivery.rate_limits) {
+    if (auto rate = dispatch::parse_rate(text)) {  // "none" (no limit) does not parse
+      dopts.rate_limits[kind] = *rate;
+    }
+  }
   dopts.public_url = cfg.server.public_url;
   dopts.ack_key = ack_key;
   dispatch::Dispatcher dispatcher(dopts, **store, *renderer, channels, transport, clock, metrics);

@@ -1,6 +1,7 @@
 #include "daemon/config/config.hpp"
 
 #include "daemon/core/cidr.hpp"
+#include "daemon/dispatch/limits.hpp"
 
 #include <arpa/inet.h>
 
@@ -534,20 +535,53 @@ void read_delivery(Reader& r, const toml::table& root, DeliveryConfig& out) {
   if (t == nullptr) {
     return;
   }
-  r.check_keys(*t, "delivery", {"concurrency", "attempt_timeout", "retry_horizon", "max_backoff"});
-  if (const toml::node* node = t->get("concurrency")) {
+  r.check_keys(
+      *t, "delivery",
+      {"concurrency", "attempt_timeout", "retry_horizon", "max_backoff", "destination_concurrency",
+       "breaker_threshold", "breaker_cool_down", "breaker_max_cool_down", "rate_limits"});
+  for (auto [key, field, max] :
+       {std::tuple{"concurrency", &out.concurrency, kMaxConcurrency},
+        std::tuple{"destination_concurrency", &out.destination_concurrency, kMaxConcurrency},
+        std::tuple{"breaker_threshold", &out.breaker_threshold, 1000}}) {
+    const toml::node* node = t->get(key);
+    if (node == nullptr) {
+      continue;
+    }
+    std::string name = "delivery." + std::string(key);
     if (!node->is_integer()) {
-      r.type_problem(*node, "delivery.concurrency", "an integer");
-    } else if (int64_t n = node->as_integer()->get(); n < 1 || n > kMaxConcurrency) {
-      r.problem(node->source(), "delivery.concurrency: expected 1 to " +
-                                    std::to_string(kMaxConcurrency) + ", got " + std::to_string(n));
+      r.type_problem(*node, name, "an integer");
+    } else if (int64_t n = node->as_integer()->get(); n < 1 || n > max) {
+      r.problem(node->source(),
+                name + ": expected 1 to " + std::to_string(max) + ", got " + std::to_string(n));
     } else {
-      out.concurrency = static_cast<int>(n);
+      *field = static_cast<int>(n);
     }
   }
-  for (auto [key, field] : {std::pair{"attempt_timeout", &out.attempt_timeout},
-                            std::pair{"retry_horizon", &out.retry_horizon},
-                            std::pair{"max_backoff", &out.max_backoff}}) {
+  if (const toml::table* limits = r.table(*t, "delivery", "rate_limits")) {
+    r.check_keys(
+        *limits, "delivery.rate_limits",
+        {"slack", "teams", "mattermost", "discord", "googlechat", "webhook", "sms", "email"});
+    for (auto&& [key, node] : *limits) {
+      std::string kind(key.str());
+      auto v = r.string(*limits, "delivery.rate_limits", kind);
+      if (!v) {
+        continue;
+      }
+      if (*v != "none") {
+        if (auto rate = dispatch::parse_rate(*v); !rate) {
+          r.problem(node.source(),
+                    "delivery.rate_limits." + kind + ": " + rate.error().message + " or \"none\"");
+          continue;
+        }
+      }
+      out.rate_limits[kind] = *v;
+    }
+  }
+  for (auto [key, field] :
+       {std::pair{"attempt_timeout", &out.attempt_timeout},
+        std::pair{"retry_horizon", &out.retry_horizon}, std::pair{"max_backoff", &out.max_backoff},
+        std::pair{"breaker_cool_down", &out.breaker_cool_down},
+        std::pair{"breaker_max_cool_down", &out.breaker_max_cool_down}}) {
     if (auto v = r.string(*t, "delivery", key)) {
       auto d = parse_duration(*v);
       if (!d || d->count() <= 0) {

@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -63,6 +64,13 @@ struct DeliveryConfig {
   Millis attempt_timeout{30'000};
   Millis retry_horizon{std::chrono::hours(24)};
   Millis max_backoff{std::chrono::hours(1)};
+  int destination_concurrency = 4;  // attempts in flight per endpoint (SMS, email: per server)
+  int breaker_threshold = 5;        // consecutive retryable failures that pause a destination
+  Millis breaker_cool_down{30'000};
+  Millis breaker_max_cool_down{300'000};
+  // Rates by kind (slack, teams, mattermost, discord, googlechat, webhook, sms, email), each
+  // checked by dispatch::parse_rate, or "none". Chat and webhook: per endpoint.
+  std::map<std::string, std::string> rate_limits = {{"slack", "1/s"}, {"sms", "1/s"}};
 };
 
 struct LogConfig {

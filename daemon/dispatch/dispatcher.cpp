@@ -5,9 +5,11 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cctype>
 #include <cmath>
 #include <condition_variable>
 #include <deque>
+#include <map>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <random>
@@ -78,7 +80,35 @@ struct InFlight {
   const channels::Channel* channel = nullptr;
   store::MessageContent content;
   Timestamp started_at{};
+  std::string destination;  // host:port: the breaker's key, shown in metrics
+  std::string limit_key;    // the endpoint (SMS, email: the server): rate and concurrency
+  std::string kind;         // the rate_limits key: slack, ..., webhook, sms, email
 };
+
+// Why a claimed message was put back without an attempt.
+struct Hold {
+  Timestamp until{};
+  std::string_view reason;
+};
+
+std::string url_of(const channels::Request& request) {
+  if (const auto* http = std::get_if<channels::HttpRequest>(&request)) {
+    return http->url;
+  }
+  return std::get<channels::SmtpRequest>(request).url;
+}
+
+// Metric labels take only what a host:port can hold.
+std::string label_safe(std::string_view text) {
+  std::string out;
+  for (char c : text) {
+    if (std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == ':' || c == '-' ||
+        c == '[' || c == ']' || c == '_') {
+      out += c;
+    }
+  }
+  return out;
+}
 
 struct Completion {
   InFlight flight;
@@ -121,6 +151,11 @@ struct Dispatcher::Impl {
   std::deque<Completion> completions;
   int in_flight = 0;
   std::thread thread;
+
+  // Touched by the dispatching thread only.
+  std::map<std::string, CircuitBreaker> breakers;
+  std::map<std::string, TokenBucket> buckets;
+  std::map<std::string, int> destination_flights;
 
   void notify() {
     {
@@ -269,7 +304,122 @@ struct Dispatcher::Impl {
       flight.content.sms_segments = rendered->sms_segments;
     }
     flight.started_at = out.now;
+    flight.destination = destination_of(url_of(*request));
+    if (loaded->endpoint) {
+      flight.kind = endpoint_type;
+      flight.limit_key = "endpoint " + m.client_id + "/" + m.endpoint_id;
+    } else {
+      flight.kind = m.channel;
+      flight.limit_key = m.channel + " " + flight.destination;
+    }
     return std::make_pair(std::move(*request), std::move(flight));
+  }
+
+  // 410 Gone from a chat or webhook endpoint: the receiver asks never to be called again.
+  static bool gone(const Message& m, const channels::Outcome& outcome) {
+    return outcome.verdict == channels::Verdict::permanent && outcome.status_code == 410 &&
+           !m.endpoint_id.empty() && (m.channel == kChannelChat || m.channel == kChannelWebhook);
+  }
+
+  // Turns the endpoint off (an admin turns it back on with a PUT) and says so in the audit log.
+  static Status disable_endpoint(store::Repo& r, const Message& m, Timestamp now) {
+    auto changed = r.set_endpoint_enabled(m.client_id, m.endpoint_id, false, now);
+    if (!changed) {
+      return changed.error();
+    }
+    if (!*changed) {
+      return {};  // already off: another message got the same answer
+    }
+    spdlog::warn("endpoint {}/{} answered 410 Gone: disabled until an admin enables it again",
+                 m.client_id, m.endpoint_id);
+    nlohmann::json data{{"endpoint", m.endpoint_id},
+                        {"message", m.id},
+                        {"reason", "the receiver answered 410 Gone"}};
+    return r.audit("endpoint.disabled", "dispatcher", m.client_id, m.endpoint_id, data.dump(), now);
+  }
+
+  void publish(const std::string& destination, const CircuitBreaker& breaker) {
+    metrics.set("herald_breaker_open", fmt::format("destination=\"{}\"", label_safe(destination)),
+                breaker.state() == BreakerState::closed ? 0 : 1);
+  }
+
+  // Whether a prepared message must wait: its endpoint has its share of attempts in flight,
+  // is out of tokens, or its destination's breaker is open. Otherwise it counts as in flight.
+  std::optional<Hold> hold_back(const InFlight& f, Timestamp now) {
+    if (options.destination_concurrency > 0 &&
+        destination_flights[f.limit_key] >= options.destination_concurrency) {
+      return Hold{now + options.busy_wait, "concurrency"};
+    }
+    TokenBucket* bucket = nullptr;
+    if (auto it = options.rate_limits.find(f.kind);
+        it != options.rate_limits.end() && it->second.per_second > 0) {
+      bucket = &buckets.try_emplace(f.limit_key, it->second, now).first->second;
+      if (auto at = bucket->available_at(now)) {
+        return Hold{*at, "rate"};
+      }
+    }
+    // Last: once open, admitting an attempt makes it the probe, and a probe must go out.
+    auto& breaker = breakers.try_emplace(f.destination, options.breaker).first->second;
+    auto before = breaker.state();
+    auto at = breaker.admit(now);
+    if (breaker.state() != before) {
+      publish(f.destination, breaker);
+    }
+    if (at) {
+      return Hold{*at, "breaker"};
+    }
+    if (bucket) {
+      bucket->take(now);
+    }
+    ++destination_flights[f.limit_key];
+    return std::nullopt;
+  }
+
+  // An attempt came back: free its slot and tell its breaker.
+  void settle(const InFlight& f, const channels::Outcome& outcome, Timestamp now) {
+    if (f.destination.empty()) {
+      return;  // never sent
+    }
+    if (auto it = destination_flights.find(f.limit_key); it != destination_flights.end()) {
+      if (--it->second <= 0) {
+        destination_flights.erase(it);
+      }
+    }
+    auto& breaker = breakers.try_emplace(f.destination, options.breaker).first->second;
+    auto before = breaker.state();
+    breaker.record(outcome.verdict == channels::Verdict::retryable, now);
+    if (breaker.state() != before) {
+      if (breaker.state() == BreakerState::open) {
+        spdlog::warn("{} keeps failing: holding its messages back until {}", f.destination,
+                     format_rfc3339(breaker.reopen_at()));
+      } else if (breaker.state() == BreakerState::closed) {
+        spdlog::info("{} answers again: sending to it resumes", f.destination);
+      }
+      publish(f.destination, breaker);
+    }
+  }
+
+  // Puts held-back messages back as they were, attempt not counted, due when they may go.
+  void defer(const std::vector<std::pair<Message, Hold>>& held) {
+    if (held.empty()) {
+      return;
+    }
+    Status st = store.write_sync([&](store::Repo& r) -> Status {
+      for (const auto& [m, hold] : held) {
+        if (auto s = r.defer_claimed(m.id, hold.until); !s) {
+          return s;
+        }
+      }
+      return {};
+    });
+    if (!st) {
+      // They stay `sending` and are sent after a restart: late, never lost.
+      spdlog::error("cannot put back {} held message(s): {}", held.size(), st.error().message);
+    }
+    for (const auto& [m, hold] : held) {
+      metrics.add("herald_deferred_total", fmt::format("reason=\"{}\"", hold.reason));
+      spdlog::debug("holding {} back until {} ({})", m.id, format_rfc3339(hold.until), hold.reason);
+    }
   }
 
   // Records a batch of outcomes in one commit.
@@ -278,6 +428,9 @@ struct Dispatcher::Impl {
       return;
     }
     auto now = clock.now();
+    for (const auto& c : done) {
+      settle(c.flight, c.outcome, now);
+    }
     std::vector<std::pair<Attempt, Decision>> rows;
     for (auto& c : done) {
       Attempt a;
@@ -335,6 +488,11 @@ struct Dispatcher::Impl {
         if (!flight.content.content_hash.empty()) {
           data["content_sha256"] = flight.content.content_hash;
         }
+        if (decision.status == MessageStatus::failed && gone(flight.message, done[i].outcome)) {
+          if (auto s = disable_endpoint(r, flight.message, now); !s) {
+            return s;
+          }
+        }
         if (decision.status == MessageStatus::failed) {
           Message failed = flight.message;
           failed.last_error = decision.last_error;
@@ -382,6 +540,7 @@ struct Dispatcher::Impl {
 
   void dispatch_claimed(std::vector<Message>& claimed) {
     std::vector<Completion> unsent;
+    std::vector<std::pair<Message, Hold>> held;
     for (auto& m : claimed) {
       auto prepared = prepare(m);
       if (!prepared) {
@@ -398,6 +557,10 @@ struct Dispatcher::Impl {
         continue;
       }
       auto& [request, flight] = *prepared;
+      if (auto hold = hold_back(flight, clock.now())) {
+        held.emplace_back(m, *hold);
+        continue;
+      }
       {
         std::lock_guard lock(mutex);
         ++in_flight;
@@ -417,6 +580,7 @@ struct Dispatcher::Impl {
                          cv.notify_all();
                        });
     }
+    defer(held);
     record(unsent);
   }
 
@@ -527,6 +691,10 @@ Dispatcher::Dispatcher(DispatcherOptions options, store::Store& store,
   metrics.describe("herald_attempts_total", "counter", "Delivery attempts by channel and outcome.");
   metrics.describe("herald_escalations_total", "counter",
                    "Escalations resolved: fired, acknowledged (in time) or cancelled.");
+  metrics.describe("herald_breaker_open", "gauge",
+                   "1 while a destination's circuit breaker holds its messages back.");
+  metrics.describe("herald_deferred_total", "counter",
+                   "Claimed messages put back unsent: concurrency, rate or breaker.");
   metrics.describe("herald_attempt_duration_seconds", "histogram",
                    "Time from handing a message to the transport to its answer.");
 }
@@ -553,6 +721,13 @@ Status Dispatcher::start() {
   if (!st) {
     return st;
   }
+  const auto& o = impl_->options;
+  spdlog::info(
+      "dispatcher: {} in flight, {} per endpoint; a destination failing {} times in a row "
+      "pauses {} (up to {}); {} rate limit(s)",
+      o.concurrency, o.destination_concurrency, o.breaker.failure_threshold,
+      format_duration(o.breaker.cool_down), format_duration(o.breaker.max_cool_down),
+      o.rate_limits.size());
   impl_->thread = std::thread([this] { impl_->run(); });
   return {};
 }

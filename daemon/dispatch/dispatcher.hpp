@@ -4,6 +4,7 @@
 #pragma once
 
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 
@@ -12,6 +13,7 @@
 #include "daemon/core/metrics.hpp"
 #include "daemon/core/result.hpp"
 #include "daemon/core/time.hpp"
+#include "daemon/dispatch/limits.hpp"
 
 namespace herald::store {
 class Store;
@@ -35,8 +37,14 @@ struct DispatcherOptions {
   Millis retry_horizon{86'400'000};  // after this long since creation, a message fails
   Millis min_backoff{500};           // full jitter may draw ~0: never retry sooner than this
   Millis poll_interval{1'000};       // a safety net; new work wakes the dispatcher at once
-  std::string public_url;            // base of acknowledgement links
-  std::string ack_key;               // signs them; people get no link when empty
+  // Per destination (DESIGN: one bad endpoint must never delay the others).
+  BreakerOptions breaker;           // keyed by host:port
+  int destination_concurrency = 4;  // in flight per endpoint (SMS, email: per server); 0: no limit
+  // By kind (slack, teams, ..., webhook, sms, email); chat and webhook per endpoint.
+  std::map<std::string, Rate> rate_limits = {{"slack", Rate{1, 1}}, {"sms", Rate{1, 1}}};
+  Millis busy_wait{1'000};  // a message held back by the concurrency limit waits this
+  std::string public_url;   // base of acknowledgement links
+  std::string ack_key;      // signs them; people get no link when empty
 };
 
 // The wait before the next attempt after `attempt` failed: full jitter over an exponentially

@@ -388,6 +388,19 @@ Result<bool> Repo::delete_endpoint(std::string_view client_id, std::string_view 
   return *r > 0;
 }
 
+Result<bool> Repo::set_endpoint_enabled(std::string_view client_id, std::string_view id,
+                                        bool enabled, Timestamp now) {
+  auto r = execute(
+      db_,
+      "UPDATE endpoints SET enabled = ?3, updated_at = ?4 "
+      "WHERE client_id = ?1 AND id = ?2 AND enabled <> ?3",
+      [&](Statement& s) { s.bind(1, client_id).bind(2, id).bind(3, enabled).bind(4, ms(now)); });
+  if (!r) {
+    return r.error();
+  }
+  return *r > 0;
+}
+
 // ---- plans ---------------------------------------------------------------------------------
 
 Result<std::optional<StoredPlan>> Repo::plan(std::string_view client_id) {
@@ -539,6 +552,14 @@ Result<std::vector<Message>> Repo::claim_due(Timestamp now, int limit) {
       "ORDER BY send_at, seq LIMIT ?2) RETURNING " +
           kMessageColumns,
       [&](Statement& s) { s.bind(1, ms(now)).bind(2, limit); }, message_row);
+}
+
+Status Repo::defer_claimed(std::string_view id, Timestamp send_at) {
+  return as_status(execute(
+      db_,
+      "UPDATE messages SET status = CASE WHEN attempts > 1 THEN 'retrying' ELSE 'scheduled' END, "
+      "attempts = MAX(attempts - 1, 0), send_at = ?2 WHERE id = ?1 AND status = 'sending'",
+      [&](Statement& s) { s.bind(1, id).bind(2, ms(send_at)); }));
 }
 
 Result<int64_t> Repo::requeue_interrupted(Timestamp now) {

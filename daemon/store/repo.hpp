@@ -141,6 +141,9 @@ class Repo {
   Result<std::optional<Endpoint>> endpoint(std::string_view client_id, std::string_view id);
   Result<bool> put_endpoint(const Endpoint& endpoint, Timestamp now);
   Result<bool> delete_endpoint(std::string_view client_id, std::string_view id);
+  // Turns an endpoint on or off without touching the rest; true when it was changed.
+  Result<bool> set_endpoint_enabled(std::string_view client_id, std::string_view id, bool enabled,
+                                    Timestamp now);
 
   Result<std::optional<StoredPlan>> plan(std::string_view client_id);
   Result<int64_t> put_plan(std::string_view client_id, std::string_view body, Timestamp now);
@@ -163,6 +166,9 @@ class Repo {
   Result<int64_t> cancel_client(std::string_view client_id, std::string_view reason);
   // Marks up to `limit` due messages `sending`, counting the attempt; returns them.
   Result<std::vector<Message>> claim_due(Timestamp now, int limit);
+  // Puts a claimed message back without counting its attempt (the dispatcher held it back):
+  // `retrying` when it had been tried before, else `scheduled`, due at send_at.
+  Status defer_claimed(std::string_view id, Timestamp send_at);
   // After a restart: messages left `sending` get an attempt recorded as interrupted and are
   // due again at once. Returns how many.
   Result<int64_t> requeue_interrupted(Timestamp now);
