@@ -369,7 +369,8 @@ struct Dispatcher::Impl {
       return Hold{*at, "breaker"};
     }
     if (bucket) {
-      bucket->take(now);
+      // Twilio counts segments: a long SMS uses up as many seconds as it has segments.
+      bucket->take(now, static_cast<double>(f.content.sms_segments.value_or(1)));
     }
     ++destination_flights[f.limit_key];
     return std::nullopt;

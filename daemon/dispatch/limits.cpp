@@ -141,12 +141,12 @@ std::optional<Timestamp> TokenBucket::available_at(Timestamp now) {
   return now + Millis{static_cast<int64_t>(wait_ms)};
 }
 
-void TokenBucket::take(Timestamp now) {
+void TokenBucket::take(Timestamp now, double cost) {
   if (rate_.per_second <= 0) {
     return;
   }
   refill(now);
-  tokens_ -= 1.0;
+  tokens_ -= std::max(cost, 1.0);
 }
 
 std::string destination_of(std::string_view url) {

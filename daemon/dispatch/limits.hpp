@@ -60,8 +60,9 @@ class TokenBucket {
   TokenBucket(Rate rate, Timestamp now);
   // nullopt when a token is there now, otherwise when the next one will be.
   std::optional<Timestamp> available_at(Timestamp now);
-  // Takes a token (call after available_at said yes).
-  void take(Timestamp now);
+  // Takes `cost` tokens (call after available_at said yes). A cost above what is left (an SMS
+  // of several segments against "1 segment/s") leaves a debt the next takes wait out.
+  void take(Timestamp now, double cost = 1);
 
  private:
   void refill(Timestamp now);

@@ -173,6 +173,18 @@ TEST(TokenBucket, BurstThenSteadyRateAndNoHoarding) {
   EXPECT_EQ(taken, 3);
 }
 
+TEST(TokenBucket, ACostlyTakeLeavesADebt) {
+  // "1 segment/s": a 3-segment SMS at t=0 means the next may go at t=3 s.
+  TokenBucket b(Rate{1, 1}, at_ms(0));
+  ASSERT_FALSE(b.available_at(at_ms(0)));
+  b.take(at_ms(0), 3);
+  EXPECT_EQ(b.available_at(at_ms(0)), at_ms(3'000));
+  EXPECT_EQ(b.available_at(at_ms(2'500)), at_ms(3'000));
+  EXPECT_FALSE(b.available_at(at_ms(3'000)));
+  b.take(at_ms(3'000), 0);  // never less than one token
+  EXPECT_EQ(b.available_at(at_ms(3'000)), at_ms(4'000));
+}
+
 TEST(TokenBucket, UnlimitedAlwaysAvailable) {
   TokenBucket b(Rate{0, 1}, at_ms(0));
   for (int i = 0; i < 100; ++i) {
