@@ -156,6 +156,8 @@ struct Dispatcher::Impl {
   std::map<std::string, CircuitBreaker> breakers;
   std::map<std::string, TokenBucket> buckets;
   std::map<std::string, int> destination_flights;
+  // An endpoint that answered 429 with Retry-After gets nothing else before then.
+  std::map<std::string, Timestamp> paused_until;
 
   void notify() {
     {
@@ -350,6 +352,12 @@ struct Dispatcher::Impl {
         destination_flights[f.limit_key] >= options.destination_concurrency) {
       return Hold{now + options.busy_wait, "concurrency"};
     }
+    if (auto it = paused_until.find(f.limit_key); it != paused_until.end()) {
+      if (now < it->second) {
+        return Hold{it->second, "retry_after"};
+      }
+      paused_until.erase(it);
+    }
     TokenBucket* bucket = nullptr;
     if (auto it = options.rate_limits.find(f.kind);
         it != options.rate_limits.end() && it->second.per_second > 0) {
@@ -385,6 +393,11 @@ struct Dispatcher::Impl {
       if (--it->second <= 0) {
         destination_flights.erase(it);
       }
+    }
+    if (outcome.status_code == 429 && outcome.retry_after) {
+      auto until = now + std::min(*outcome.retry_after, options.retry_horizon);
+      auto& paused = paused_until[f.limit_key];
+      paused = std::max(paused, until);
     }
     auto& breaker = breakers.try_emplace(f.destination, options.breaker).first->second;
     auto before = breaker.state();

@@ -154,6 +154,32 @@ class DeliveryTest(HeraldTestCase):
             self.assertGreaterEqual(gap, 0.9, gaps)
         self.assertEqual(len(self.hooks.requests()), 3)
 
+    def test_429_retry_after_pauses_the_whole_endpoint(self):
+        h = self.start_stack(hooks={"fail_first": 1, "fail_status": 429, "retry_after": 2},
+                             delivery=FAST)
+        h.ok("PUT", "/v1/clients/acme", "admin", {"name": "Acme Corp"})
+        self.put_webhook(h, "siem", f"{self.hooks.base}/hooks/siem")
+        self.endpoints_plan(h, ["siem"])
+        self.post(h, event("evt-0", incident="INC-0"))
+        [first] = wait_for(lambda: [d for d in h.deliveries(client="acme")
+                                    if d["attempts"] >= 1 and d["status"] != "sending"],
+                           message="the first attempt's 429")
+        log = h.ok("GET", f"/v1/deliveries/{first['id']}", "audit")["attempts_log"]
+        self.assertEqual(log[0]["status_code"], 429)
+        told = parse_time(log[0]["started_at"])
+        # Other messages to the same endpoint wait out the Retry-After too.
+        for i in (1, 2):
+            self.post(h, event(f"evt-{i}", incident=f"INC-{i}"))
+        items = h.wait_deliveries(3, client="acme")
+        for d in items:
+            if d["id"] == first["id"]:
+                continue
+            detail = h.ok("GET", f"/v1/deliveries/{d['id']}", "audit")
+            self.assertEqual(detail["attempts"], 1, detail)
+            started = parse_time(detail["attempts_log"][0]["started_at"])
+            self.assertGreaterEqual((started - told).total_seconds(), 1.9, detail)
+        self.assertEqual(len(self.hooks.requests("/hooks/siem")), 4)
+
 
 if __name__ == "__main__":
     unittest.main()
