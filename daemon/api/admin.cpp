@@ -471,70 +471,6 @@ void put_contact(Services& s, const Call& c, const http::Responder& respond) {
       respond);
 }
 
-void get_contacts(Services& s, const Call& c, const http::Responder& respond) {
-  const auto& client_id = c.param("client");
-  respond_read<std::vector<Contact>>(
-      s,
-      [&client_id](store::Repo& r) -> Result<std::vector<Contact>> {
-        if (auto ok = require_client(r, client_id, true); !ok) {
-          return ok.error();
-        }
-        return r.contacts(client_id);
-      },
-      [](const std::vector<Contact>& contacts) {
-        json items = json::array();
-        for (const auto& x : contacts) {
-          items.push_back(contact_json(x));
-        }
-        return json{{"items", items}};
-      },
-      respond);
-}
-
-void get_contact(Services& s, const Call& c, const http::Responder& respond) {
-  const auto& client_id = c.param("client");
-  const auto& id = c.param("contact");
-  respond_read<Contact>(
-      s,
-      [&](store::Repo& r) -> Result<Contact> {
-        auto contact = r.contact(client_id, id);
-        if (!contact) {
-          return contact.error();
-        }
-        if (!contact->has_value()) {
-          return not_found(fmt::format("client \"{}\" has no contact \"{}\"", client_id, id));
-        }
-        return **contact;
-      },
-      contact_json, respond);
-}
-
-void delete_contact(Services& s, const Call& c, const http::Responder& respond) {
-  const auto& client_id = c.param("client");
-  const auto& id = c.param("contact");
-  write_and_respond(
-      s,
-      [&s, actor = c.actor, client_id, id](store::Repo& repo) -> Status {
-        auto before = repo.contact(client_id, id);
-        if (!before) {
-          return before.error();
-        }
-        if (!before->has_value()) {
-          return not_found(fmt::format("client \"{}\" has no contact \"{}\"", client_id, id));
-        }
-        auto r = repo.delete_contact(client_id, id);
-        if (!r) {
-          return r.error();
-        }
-        return audit_change(repo, s, actor, "contact.delete", client_id, id, contact_json(**before),
-                            nullptr);
-      },
-      [] {
-        return http::Response{204, "", {}, ""};
-      },
-      respond);
-}
-
 // ---- endpoints -----------------------------------------------------------------------------
 
 namespace {
@@ -671,68 +607,133 @@ void put_endpoint(Services& s, const Call& c, const http::Responder& respond) {
       respond);
 }
 
-void get_endpoints(Services& s, const Call& c, const http::Responder& respond) {
+// ---- what contacts and endpoints have in common: a client's resources by id ----------------
+
+namespace {
+
+// The store operations and JSON form of one kind of a client's resources.
+template <class T>
+struct Resource;
+
+template <>
+struct Resource<Contact> {
+  static constexpr std::string_view kName = "contact";
+  static auto list(store::Repo& r, std::string_view client) { return r.contacts(client); }
+  static auto get(store::Repo& r, std::string_view client, std::string_view id) {
+    return r.contact(client, id);
+  }
+  static auto remove(store::Repo& r, std::string_view client, std::string_view id) {
+    return r.delete_contact(client, id);
+  }
+  static json to_json(const Contact& c) { return contact_json(c); }
+};
+
+template <>
+struct Resource<Endpoint> {
+  static constexpr std::string_view kName = "endpoint";
+  static auto list(store::Repo& r, std::string_view client) { return r.endpoints(client); }
+  static auto get(store::Repo& r, std::string_view client, std::string_view id) {
+    return r.endpoint(client, id);
+  }
+  static auto remove(store::Repo& r, std::string_view client, std::string_view id) {
+    return r.delete_endpoint(client, id);
+  }
+  static json to_json(const Endpoint& e) { return endpoint_json(e); }
+};
+
+template <class T>
+Error no_such(std::string_view client_id, std::string_view id) {
+  return not_found(
+      fmt::format("client \"{}\" has no {} \"{}\"", client_id, Resource<T>::kName, id));
+}
+
+template <class T>
+void list_resources(Services& s, const Call& c, const http::Responder& respond) {
   const auto& client_id = c.param("client");
-  respond_read<std::vector<Endpoint>>(
+  respond_read<std::vector<T>>(
       s,
-      [&client_id](store::Repo& r) -> Result<std::vector<Endpoint>> {
+      [&client_id](store::Repo& r) -> Result<std::vector<T>> {
         if (auto ok = require_client(r, client_id, true); !ok) {
           return ok.error();
         }
-        return r.endpoints(client_id);
+        return Resource<T>::list(r, client_id);
       },
-      [](const std::vector<Endpoint>& endpoints) {
+      [](const std::vector<T>& all) {
         json items = json::array();
-        for (const auto& e : endpoints) {
-          items.push_back(endpoint_json(e));
+        for (const auto& x : all) {
+          items.push_back(Resource<T>::to_json(x));
         }
         return json{{"items", items}};
       },
       respond);
 }
 
-void get_endpoint(Services& s, const Call& c, const http::Responder& respond) {
+template <class T>
+void get_resource(Services& s, const Call& c, const http::Responder& respond) {
   const auto& client_id = c.param("client");
-  const auto& id = c.param("endpoint");
-  respond_read<Endpoint>(
+  const auto& id = c.param(std::string(Resource<T>::kName));
+  respond_read<T>(
       s,
-      [&](store::Repo& r) -> Result<Endpoint> {
-        auto e = r.endpoint(client_id, id);
-        if (!e) {
-          return e.error();
+      [&](store::Repo& r) -> Result<T> {
+        auto found = Resource<T>::get(r, client_id, id);
+        if (!found) {
+          return found.error();
         }
-        if (!e->has_value()) {
-          return not_found(fmt::format("client \"{}\" has no endpoint \"{}\"", client_id, id));
+        if (!found->has_value()) {
+          return no_such<T>(client_id, id);
         }
-        return **e;
+        return **found;
       },
-      endpoint_json, respond);
+      Resource<T>::to_json, respond);
 }
 
-void delete_endpoint(Services& s, const Call& c, const http::Responder& respond) {
+// Deletes and audits it as "KIND.delete" with what it was.
+template <class T>
+void delete_resource(Services& s, const Call& c, const http::Responder& respond) {
   const auto& client_id = c.param("client");
-  const auto& id = c.param("endpoint");
+  const auto& id = c.param(std::string(Resource<T>::kName));
   write_and_respond(
       s,
       [&s, actor = c.actor, client_id, id](store::Repo& repo) -> Status {
-        auto before = repo.endpoint(client_id, id);
+        auto before = Resource<T>::get(repo, client_id, id);
         if (!before) {
           return before.error();
         }
         if (!before->has_value()) {
-          return not_found(fmt::format("client \"{}\" has no endpoint \"{}\"", client_id, id));
+          return no_such<T>(client_id, id);
         }
-        auto r = repo.delete_endpoint(client_id, id);
+        auto r = Resource<T>::remove(repo, client_id, id);
         if (!r) {
           return r.error();
         }
-        return audit_change(repo, s, actor, "endpoint.delete", client_id, id,
-                            endpoint_json(**before), nullptr);
+        return audit_change(repo, s, actor, fmt::format("{}.delete", Resource<T>::kName), client_id,
+                            id, Resource<T>::to_json(**before), nullptr);
       },
       [] {
         return http::Response{204, "", {}, ""};
       },
       respond);
+}
+
+}  // namespace
+
+void get_contacts(Services& s, const Call& c, const http::Responder& respond) {
+  list_resources<Contact>(s, c, respond);
+}
+void get_contact(Services& s, const Call& c, const http::Responder& respond) {
+  get_resource<Contact>(s, c, respond);
+}
+void delete_contact(Services& s, const Call& c, const http::Responder& respond) {
+  delete_resource<Contact>(s, c, respond);
+}
+void get_endpoints(Services& s, const Call& c, const http::Responder& respond) {
+  list_resources<Endpoint>(s, c, respond);
+}
+void get_endpoint(Services& s, const Call& c, const http::Responder& respond) {
+  get_resource<Endpoint>(s, c, respond);
+}
+void delete_endpoint(Services& s, const Call& c, const http::Responder& respond) {
+  delete_resource<Endpoint>(s, c, respond);
 }
 
 // ---- plans ---------------------------------------------------------------------------------

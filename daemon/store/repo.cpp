@@ -524,17 +524,16 @@ Result<bool> Repo::insert_message(const Message& m) {
 }
 
 Result<int64_t> Repo::cancel_superseded(const Event& event) {
-  return execute(
-      db_,
-      "UPDATE messages SET status = 'cancelled', last_error = CASE WHEN phase != ?4 "
-      "THEN 'cancelled: the incident moved to ' || ?4 "
-      "ELSE 'cancelled: superseded by event ' || ?3 END "
-      "WHERE client_id = ?1 AND incident_id = ?2 AND event_id != ?3 "
-      "AND status IN ('scheduled', 'retrying')",
-      [&](Statement& s) {
-        s.bind(1, event.client_id).bind(2, event.incident_id).bind(3, event.event_id);
-        s.bind(4, to_string(event.phase));
-      });
+  return execute(db_,
+                 "UPDATE messages SET status = 'cancelled', last_error = CASE WHEN phase != ?4 "
+                 "THEN 'cancelled: the incident moved to ' || ?4 "
+                 "ELSE 'cancelled: superseded by event ' || ?3 END "
+                 "WHERE client_id = ?1 AND incident_id = ?2 AND event_id != ?3 "
+                 "AND status IN ('scheduled', 'retrying')",
+                 [&](Statement& s) {
+                   s.bind(1, event.client_id).bind(2, event.incident_id).bind(3, event.event_id);
+                   s.bind(4, to_string(event.phase));
+                 });
 }
 
 Result<int64_t> Repo::cancel_client(std::string_view client_id, std::string_view reason) {

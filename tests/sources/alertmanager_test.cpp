@@ -72,8 +72,10 @@ TEST(Alertmanager, SeverityMapping) {
   struct Case {
     const char* label;
     Severity expected;
-  } cases[] = {{"critical", Severity::critical}, {"warning", Severity::medium},
-               {"high", Severity::high},         {"info", Severity::low},
+  } cases[] = {{"critical", Severity::critical},
+               {"warning", Severity::medium},
+               {"high", Severity::high},
+               {"info", Severity::low},
                {"", Severity::low}};
   for (const auto& c : cases) {
     json p = payload();
