@@ -6,6 +6,10 @@ PACKAGES := g++ cmake ninja-build ccache pkg-config make git curl sqlite3 \
 	libfmt-dev nlohmann-json3-dev libssl-dev libtomlplusplus-dev libcli11-dev libsystemd-dev \
 	libhowardhinnant-date-dev tzdata libgtest-dev libgmock-dev python3 python3-aiosmtpd
 
+# ccache: paths relative to the checkout, so another clone of the tree (CI's) hits the cache.
+export CCACHE_BASEDIR := $(CURDIR)
+export CCACHE_NOHASHDIR := true
+
 BUILD      ?= build
 ASAN_BUILD ?= build-asan
 JOBS       ?= $(shell nproc)
