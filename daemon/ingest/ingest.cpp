@@ -9,7 +9,7 @@
 
 #include "daemon/plan/plan_json.hpp"
 #include "daemon/plan/planner.hpp"
-#include "daemon/schedule/schedule.hpp"
+#include "daemon/schedule/scheduler.hpp"
 #include "daemon/store/store.hpp"
 
 namespace herald::ingest {
@@ -325,31 +325,8 @@ Result<IngestResult> apply_event(store::Repo& repo, const Event& input, Timestam
       }
     }
     for (const auto& intent : intents) {
-      Message m;
-      std::string recipient = intent.contact_id.empty() ? "endpoint:" + intent.endpoint_id
-                                                        : "contact:" + intent.contact_id;
-      m.id = plan::message_id(event.client_id, event.event_id, intent.rule_id, recipient,
-                              intent.channel, 1);
-      m.event_id = event.event_id;
-      m.client_id = event.client_id;
-      m.incident_id = event.incident_id;
-      m.phase = event.phase;
-      m.rule_id = intent.rule_id;
-      m.contact_id = intent.contact_id;
-      m.endpoint_id = intent.endpoint_id;
-      m.role = intent.role;
-      m.channel = intent.channel;
-      m.status = MessageStatus::scheduled;
-      m.created_at = now;
-      m.planned_at = std::max(now, event.occurred_at + intent.delay);
-      m.repeat = intent.repeat;
-      m.quiet_hours = intent.quiet_hours;
-      m.send_at = m.planned_at;
-      if (!intent.contact_id.empty()) {
-        auto contact = std::find_if(contacts->begin(), contacts->end(),
-                                    [&](const Contact& c) { return c.id == intent.contact_id; });
-        m.send_at = schedule::send_time(m.planned_at, *contact, intent.quiet_hours);
-      }
+      Message m = schedule::first_message(
+          intent, event, "notify", std::max(now, event.occurred_at + intent.delay), now, *contacts);
       auto inserted = repo.insert_message(m);
       if (!inserted) {
         return inserted.error();

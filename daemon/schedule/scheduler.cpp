@@ -22,6 +22,34 @@ std::string id_rule(const Message& m) {
 
 }  // namespace
 
+Message first_message(const plan::Intent& intent, const Event& event, std::string_view kind,
+                      Timestamp planned_at, Timestamp now, const std::vector<Contact>& contacts) {
+  Message m;
+  m.kind = kind;
+  m.event_id = event.event_id;
+  m.client_id = event.client_id;
+  m.incident_id = event.incident_id;
+  m.phase = event.phase;
+  m.rule_id = intent.rule_id;
+  m.contact_id = intent.contact_id;
+  m.endpoint_id = intent.endpoint_id;
+  m.role = intent.role;
+  m.channel = intent.channel;
+  m.id = plan::message_id(m.client_id, m.event_id, id_rule(m), recipient_of(m), m.channel, 1);
+  m.status = MessageStatus::scheduled;
+  m.created_at = now;
+  m.planned_at = planned_at;
+  m.repeat = intent.repeat;
+  m.quiet_hours = intent.quiet_hours;
+  m.send_at = planned_at;
+  auto contact = std::find_if(contacts.begin(), contacts.end(),
+                              [&](const Contact& c) { return c.id == intent.contact_id; });
+  if (contact != contacts.end()) {
+    m.send_at = send_time(planned_at, *contact, intent.quiet_hours);
+  }
+  return m;
+}
+
 Status schedule_repeats(store::Repo& repo, const std::vector<Message>& claimed, Timestamp now) {
   for (const Message& m : claimed) {
     if (!m.repeat) {
@@ -102,24 +130,12 @@ Result<std::vector<EscalationOutcome>> fire_due_escalations(store::Repo& repo, T
       }
       for (const auto& intent :
            plan::escalation_intents(e.rule_id, e.to_roles, e.channels, e.quiet_hours, *contacts)) {
-        Message m;
-        m.kind = "escalation";
-        m.rule_id = e.rule_id;
-        m.contact_id = intent.contact_id;
-        m.id = plan::message_id(e.client_id, e.event_id, e.rule_id + "#escalation",
-                                "contact:" + intent.contact_id, intent.channel, 1);
-        m.event_id = e.event_id;
-        m.client_id = e.client_id;
-        m.incident_id = e.incident_id;
-        m.phase = e.phase;
-        m.role = intent.role;
-        m.channel = intent.channel;
-        m.created_at = now;
-        m.planned_at = now;
-        m.quiet_hours = e.quiet_hours;
-        auto contact = std::find_if(contacts->begin(), contacts->end(),
-                                    [&](const Contact& c) { return c.id == intent.contact_id; });
-        m.send_at = send_time(now, *contact, e.quiet_hours);
+        Event origin;
+        origin.event_id = e.event_id;
+        origin.client_id = e.client_id;
+        origin.incident_id = e.incident_id;
+        origin.phase = e.phase;
+        Message m = first_message(intent, origin, "escalation", now, now, *contacts);
         auto inserted = repo.insert_message(m);
         if (!inserted) {
           return inserted.error();

@@ -9,9 +9,16 @@
 
 #include "daemon/core/domain.hpp"
 #include "daemon/core/result.hpp"
+#include "daemon/plan/planner.hpp"
 #include "daemon/store/repo.hpp"
 
 namespace herald::schedule {
+
+// The first message of one planned intent: its deterministic id (the message's own key: same
+// event, rule, recipient, channel and kind → same id), due at `planned_at`, deferred past the
+// contact's quiet hours when the intent respects them. `kind` is "notify" or "escalation".
+Message first_message(const plan::Intent& intent, const Event& event, std::string_view kind,
+                      Timestamp planned_at, Timestamp now, const std::vector<Contact>& contacts);
 
 // For each claimed message that repeats, stores its successor (update_number + 1, due at the
 // next slot of the `repeat` cadence after `now`, deferred past the contact's quiet hours, so
