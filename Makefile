@@ -4,7 +4,8 @@
 PACKAGES := g++ cmake ninja-build ccache pkg-config make git curl sqlite3 \
 	libboost-dev libcurl4-openssl-dev libkainjow-mustache-dev libsqlite3-dev libspdlog-dev \
 	libfmt-dev nlohmann-json3-dev libssl-dev libtomlplusplus-dev libcli11-dev libsystemd-dev \
-	libhowardhinnant-date-dev tzdata libgtest-dev libgmock-dev python3 python3-aiosmtpd
+	libhowardhinnant-date-dev tzdata libgtest-dev libgmock-dev python3 python3-aiosmtpd \
+	chromium
 
 # ccache: paths relative to the checkout, so another clone of the tree (CI's) hits the cache.
 export CCACHE_BASEDIR := $(CURDIR)
@@ -28,6 +29,15 @@ deps:
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+	@# The console's browser test needs node and npm (playwright-core comes from the npm
+	@# registry through `npm ci`). A Node already on the machine is kept as it is; only when
+	@# there is no npm at all is Debian's installed.
+	@if ! command -v npm >/dev/null 2>&1; then \
+	  echo "Installing Debian's npm for the browser tests"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends npm; \
 	fi
 
 $(BUILD)/build.ninja:

@@ -25,7 +25,8 @@ cat <<'MSG'
   Herald is starting on http://127.0.0.1:8080 with examples/herald.toml
   (database var/herald.db, API token "demo-token").
   Email arrives in var/mail/, SMS, chat and webhooks in var/hooks.jsonl.
-  Follow the tour in README.md from another terminal. Ctrl-C stops everything.
+  Follow the tour in README.md from another terminal, or open the console at
+  http://127.0.0.1:8080/ui/ (sign in with demo-token). Ctrl-C stops everything.
 
 MSG
 "$herald" serve --config examples/herald.toml &

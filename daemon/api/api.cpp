@@ -78,7 +78,7 @@ json time_json(const std::optional<Timestamp>& t) {
 
 namespace {
 
-enum class Scope { none, ingest, admin, admin_read, audit };
+enum class Scope { none, any, ingest, admin, admin_read, audit };
 
 using Handler = void (*)(Services&, const Call&, const http::Responder&);
 
@@ -135,6 +135,7 @@ bool has_scope(const Token& token, std::string_view scope) {
 bool allows(const Token& token, Scope scope) {
   switch (scope) {
     case Scope::none:
+    case Scope::any:
       return true;
     case Scope::ingest:
       return has_scope(token, "ingest");
@@ -158,6 +159,8 @@ std::string_view scope_name(Scope scope) {
       return "admin or audit";
     case Scope::audit:
       return "audit";
+    case Scope::any:
+      return "any";
     case Scope::none:
       break;
   }
@@ -191,6 +194,11 @@ void metrics(Services& s, const Call&, const http::Responder& respond) {
 
 void version(Services& s, const Call&, const http::Responder& respond) {
   respond(json_response(200, json{{"name", "herald"}, {"version", s.version}}));
+}
+
+// Who the token is: the console asks, to offer only what the scopes allow.
+void whoami(Services&, const Call& c, const http::Responder& respond) {
+  respond(json_response(200, json{{"name", c.actor}, {"scopes", c.scopes}}));
 }
 
 }  // namespace
@@ -246,6 +254,7 @@ Api::Api(ApiOptions options, store::Store& store, ingest::Ingestor& ingestor, co
       route("GET", "/readyz", Scope::none, readyz),
       route("GET", "/metrics", Scope::none, metrics),
       route("GET", "/v1/version", Scope::none, version),
+      route("GET", "/v1/whoami", Scope::any, whoami),
       route("GET", "/ack/{id}", Scope::none, get_ack),
       route("POST", "/ack/{id}", Scope::none, post_ack),
       route("POST", "/v1/events", Scope::ingest, post_event),
@@ -284,6 +293,12 @@ Api::~Api() = default;
 
 void Api::handle(http::Request&& request, http::Responder respond) {
   auto& s = impl_->services;
+  if (is_console_path(request.path)) {
+    auto r = console_response(request);
+    s.metrics.add("herald_http_requests_total", fmt::format("route=\"/ui\",code=\"{}\"", r.status));
+    respond(std::move(r));
+    return;
+  }
   auto segments = split_path(request.path);
   std::unordered_map<std::string, std::string> params;
   const Route* found = nullptr;
@@ -322,7 +337,7 @@ void Api::handle(http::Request&& request, http::Responder respond) {
     return;
   }
 
-  Call call{request, std::move(params), {}};
+  Call call{request, std::move(params), {}, {}};
   if (found->scope != Scope::none) {
     auto auth = request.header("authorization");
     const Token* token = nullptr;
@@ -351,6 +366,7 @@ void Api::handle(http::Request&& request, http::Responder respond) {
       return;
     }
     call.actor = token->name;
+    call.scopes = token->scopes;
   }
   found->handler(s, call, counted);
 }

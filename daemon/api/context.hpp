@@ -3,7 +3,9 @@
 
 #include <nlohmann/json.hpp>
 #include <string>
+#include <string_view>
 #include <unordered_map>
+#include <vector>
 
 #include "daemon/core/domain.hpp"
 #include "daemon/core/metrics.hpp"
@@ -34,6 +36,7 @@ struct Call {
   const http::Request& request;
   std::unordered_map<std::string, std::string> params;  // from the route's {placeholders}
   std::string actor;                                    // the token's name
+  std::vector<std::string> scopes;                      // the token's scopes
   const std::string& param(const std::string& name) const { return params.at(name); }
 };
 
@@ -84,6 +87,10 @@ void get_template(Services& s, const Call& c, const http::Responder& respond);
 void template_history(Services& s, const Call& c, const http::Responder& respond);
 void delete_template(Services& s, const Call& c, const http::Responder& respond);
 void render_template(Services& s, const Call& c, const http::Responder& respond);
+
+// The web console's static files (daemon/api/console.cpp): "/ui" and everything under "/ui/".
+bool is_console_path(std::string_view path);
+http::Response console_response(const http::Request& request);
 
 // Operations (daemon/api/api.cpp)
 std::string render_metrics(Services& s);

@@ -1,0 +1,89 @@
+// Building the page from data without innerHTML: text is always text.
+export function h(tag, attrs = {}, ...children) {
+  const el = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs || {})) {
+    if (value === undefined || value === null || value === false) {
+      continue;
+    }
+    if (key.startsWith('on') && typeof value === 'function') {
+      el.addEventListener(key.slice(2).toLowerCase(), value);
+    } else if (key === 'class') {
+      el.className = value;
+    } else if (key === 'dataset') {
+      Object.assign(el.dataset, value);
+    } else if (key === 'value' || key === 'checked' || key === 'selected') {
+      el[key] = value;
+    } else {
+      el.setAttribute(key, value === true ? '' : String(value));
+    }
+  }
+  append(el, children);
+  return el;
+}
+
+function append(el, children) {
+  for (const child of children.flat(Infinity)) {
+    if (child === undefined || child === null || child === false) {
+      continue;
+    }
+    el.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+}
+
+export function clear(el, ...children) {
+  el.replaceChildren();
+  append(el, children);
+  return el;
+}
+
+let idCounter = 0;
+export function uid(prefix = 'f') {
+  idCounter += 1;
+  return `${prefix}-${idCounter}`;
+}
+
+// A labelled form control: <div class="field"><label for=id>…</label><control id=id></div>.
+export function field(label, control, hint) {
+  const id = control.id || uid();
+  control.id = id;
+  const parts = [h('label', { for: id }, label), control];
+  if (hint) {
+    const hintId = `${id}-hint`;
+    control.setAttribute('aria-describedby', hintId);
+    parts.push(h('small', { id: hintId, class: 'hint' }, hint));
+  }
+  return h('div', { class: 'field' }, parts);
+}
+
+export function select(options, value, attrs = {}) {
+  return h('select', attrs, options.map((o) => {
+    const [v, label] = Array.isArray(o) ? o : [o, o === '' ? 'any' : o];
+    return h('option', { value: v, selected: v === value }, label);
+  }));
+}
+
+export function table(caption, headers, rows, attrs = {}) {
+  return h('div', { class: 'table-wrap' },
+    h('table', attrs,
+      h('caption', {}, caption),
+      h('thead', {}, h('tr', {}, headers.map((x) => h('th', { scope: 'col' }, x)))),
+      h('tbody', {}, rows)));
+}
+
+export function errorBox(error) {
+  return h('p', { class: 'error', role: 'alert' }, error.message || String(error));
+}
+
+export function time(iso) {
+  if (!iso) {
+    return '—';
+  }
+  return h('time', { datetime: iso, title: iso }, iso.replace('T', ' ').replace('Z', ' UTC'));
+}
+
+export const PHASES = ['preparation', 'identification', 'containment', 'eradication', 'recovery',
+  'lessons_learned', 'closed'];
+export const SEVERITIES = ['low', 'medium', 'high', 'critical'];
+export const PERSON_CHANNELS = ['email', 'sms'];
+export const DELIVERY_CHANNELS = ['email', 'sms', 'chat', 'webhook'];
+export const STATUSES = ['scheduled', 'sending', 'retrying', 'delivered', 'failed', 'cancelled'];
