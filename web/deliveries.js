@@ -1,17 +1,9 @@
 // The delivery log: filters, a message's attempts and content, replaying a failed message.
 import * as api from './api.js';
-import { h, clear, field, select, table, errorBox, time, DELIVERY_CHANNELS, STATUSES } from './dom.js';
+import { h, clear, field, select, table, errorBox, time, toUtc, fromUtc, DELIVERY_CHANNELS, STATUSES } from './dom.js';
 
 const FILTERS = ['client', 'incident', 'channel', 'status', 'since', 'until'];
 
-// datetime-local (no zone) is read as UTC, as the API's times are.
-function toUtc(local) {
-  if (!local) return '';
-  return `${local.length === 16 ? `${local}:00` : local}Z`;
-}
-function fromUtc(iso) {
-  return iso ? iso.replace(/Z$/, '').slice(0, 19) : '';
-}
 
 function statusBadge(status) {
   return h('span', { class: `badge status-${status}` }, status);
@@ -97,6 +89,7 @@ export async function list(main, ctx) {
   clear(main,
     h('h1', {}, 'Delivery log'),
     form,
+    q.client && q.incident ? h('p', {}, h('a', { href: `#/incidents/${api.seg(q.client)}/${api.seg(q.incident)}` }, `Timeline of incident ${q.incident}`)) : null,
     h('div', { class: 'row-buttons' },
       h('button', { type: 'button', class: 'secondary', onclick: () => load() }, 'Refresh'),
       h('label', { class: 'check' }, auto, ' Refresh every 3 seconds')),

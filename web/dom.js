@@ -81,6 +81,16 @@ export function time(iso) {
   return h('time', { datetime: iso, title: iso }, iso.replace('T', ' ').replace('Z', ' UTC'));
 }
 
+// datetime-local inputs have no zone: the console reads and writes them as UTC, as the API's
+// times are.
+export function toUtc(local) {
+  if (!local) return '';
+  return `${local.length === 16 ? `${local}:00` : local}Z`;
+}
+export function fromUtc(iso) {
+  return iso ? iso.replace(/Z$/, '').replace(/\.\d+$/, '').slice(0, 19) : '';
+}
+
 export const PHASES = ['preparation', 'identification', 'containment', 'eradication', 'recovery',
   'lessons_learned', 'closed'];
 export const SEVERITIES = ['low', 'medium', 'high', 'critical'];

@@ -146,6 +146,14 @@ async function run(page, context) {
   await legalContainment.getByText('contain-people').waitFor();
   assert.match(await legalContainment.innerText(), /email.*after 0s/);
 
+  step('the keyboard opens a cell editor (a modal dialog) and Escape closes it');
+  await page.getByRole('button', { name: /^Edit executive in containment/ }).focus();
+  await page.keyboard.press('Enter');
+  await page.getByRole('dialog').getByRole('heading', { name: 'executive in containment' }).waitFor();
+  assert.equal(await page.evaluate(() => document.activeElement.closest('dialog') !== null), true, 'focus inside the dialog');
+  await page.keyboard.press('Escape');
+  await page.getByRole('dialog').waitFor({ state: 'hidden' });
+
   step('edit an empty cell: add a rule for legal in recovery, save, and the server keeps it');
   await page.getByRole('button', { name: /^Edit legal in recovery/ }).click();
   const dialog = page.getByRole('dialog');
@@ -222,6 +230,16 @@ async function run(page, context) {
   assert.equal(await log.locator('tbody tr').count(), 1);
   assert.ok(page.url().includes('channel=webhook'));
 
+  step('a time filter: nothing was created after tomorrow');
+  const tomorrow = new Date(Date.now() + 86400000).toISOString().slice(0, 19);
+  await page.getByLabel('Created since (UTC)').fill(tomorrow);
+  await page.getByRole('button', { name: 'Apply filters' }).click();
+  await page.getByText('0 messages shown').waitFor();
+  assert.ok(page.url().includes('since='));
+  await page.getByLabel('Created since (UTC)').fill('');
+  await page.getByRole('button', { name: 'Apply filters' }).click();
+  await page.getByText('1 message shown').waitFor();
+
   step('replay the failed message (admin): it goes out again and is delivered');
   await page.getByRole('button', { name: `Replay ${failedId}` }).click();
   await page.locator('#status').filter({ hasText: 'queued again' }).waitFor();
@@ -274,6 +292,23 @@ async function run(page, context) {
   await page.getByLabel('Kind').selectOption('plan.put');
   await page.getByRole('button', { name: 'Apply filters' }).click();
   await page.getByText('2 of 2 loaded record(s) shown').waitFor();
+  const probe = await fetch(`${BASE}/v1/audit/export?format=jsonl`, { headers: { Authorization: `Bearer ${TOKENS.audit}` } });
+  await probe.arrayBuffer();
+  if (probe.status === 404) {
+    step('audit export: this daemon has none yet, and the console says so');
+    expected.push(/status of 404/);
+    await page.getByRole('button', { name: 'Export the audit trail' }).click();
+    await page.locator('#status').filter({ hasText: 'no audit export' }).waitFor();
+  } else {
+    step('audit export: the file downloads with the token, filtered like the list');
+    const [download] = await Promise.all([
+      page.waitForEvent('download'),
+      page.getByRole('button', { name: 'Export the audit trail' }).click(),
+    ]);
+    assert.equal(download.suggestedFilename(), 'herald-audit.jsonl');
+    const lines = fs.readFileSync(await download.path(), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    assert.ok(lines.length >= 2 && lines.every((r) => r.kind === 'plan.put'), 'the export keeps the kind filter');
+  }
 
   step('an audit-only token sees the same views, with nothing to change');
   const auditPage = await context.newPage();
