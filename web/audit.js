@@ -1,6 +1,6 @@
 // The audit trail: records with filters, the hash chain's verification, and the export.
 import * as api from './api.js';
-import { h, clear, field, select, table, errorBox, time, toUtc, fromUtc } from './dom.js';
+import { h, clear, field, select, table, labelCells, errorBox, time, toUtc, fromUtc } from './dom.js';
 
 const KINDS = ['event.received', 'client.put', 'client.delete', 'contact.put', 'contact.delete',
   'endpoint.put', 'endpoint.delete', 'endpoint.disabled', 'plan.put', 'template.put',
@@ -55,6 +55,7 @@ export async function render(main, ctx) {
     cursor = page.next_cursor;
     const shown = items.filter(keep);
     clear(tbody, shown.map(row));
+    labelCells(tbody);
     counter.textContent = `${shown.length} of ${items.length} loaded record(s) shown${cursor ? '; more can be loaded' : ''}.`;
     clear(more, cursor ? h('button', { type: 'button', class: 'secondary', onclick: () => load(true) }, 'Load more') : null);
   }

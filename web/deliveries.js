@@ -1,6 +1,6 @@
 // The delivery log: filters, a message's attempts and content, replaying a failed message.
 import * as api from './api.js';
-import { h, clear, field, select, table, errorBox, time, toUtc, fromUtc, DELIVERY_CHANNELS, STATUSES } from './dom.js';
+import { h, clear, field, select, table, labelCells, errorBox, time, toUtc, fromUtc, DELIVERY_CHANNELS, STATUSES } from './dom.js';
 
 const FILTERS = ['client', 'incident', 'channel', 'status', 'since', 'until'];
 
@@ -79,6 +79,7 @@ export async function list(main, ctx) {
     items = append ? items.concat(page.items) : page.items;
     cursor = page.next_cursor;
     clear(tbody, items.map(row));
+    labelCells(tbody);
     counter.textContent = `${items.length} message${items.length === 1 ? '' : 's'} shown${cursor ? ', more below' : ''}.`;
     clear(more, cursor ? h('button', { type: 'button', class: 'secondary', onclick: () => load(true) }, 'Load more') : null);
   }

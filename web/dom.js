@@ -62,12 +62,25 @@ export function select(options, value, attrs = {}) {
   }));
 }
 
+// A table that becomes one card per row on a phone: each cell carries its column's name.
 export function table(caption, headers, rows, attrs = {}) {
-  return h('div', { class: 'table-wrap' },
-    h('table', attrs,
-      h('caption', {}, caption),
-      h('thead', {}, h('tr', {}, headers.map((x) => h('th', { scope: 'col' }, x)))),
-      h('tbody', {}, rows)));
+  const el = h('table', { ...attrs, class: `stack ${attrs.class || ''}`.trim() },
+    h('caption', {}, caption),
+    h('thead', {}, h('tr', {}, headers.map((x) => h('th', { scope: 'col' }, x)))),
+    h('tbody', {}, rows));
+  labelCells(el);
+  return h('div', { class: 'table-wrap' }, el);
+}
+
+// Call again after replacing a stacked table's rows.
+export function labelCells(el) {
+  const tableEl = el.closest ? (el.closest('table') || el.querySelector('table')) : el;
+  const names = [...tableEl.querySelectorAll('thead th')].map((th) => th.textContent);
+  for (const tr of tableEl.querySelectorAll('tbody tr')) {
+    [...tr.children].forEach((cell, i) => {
+      if (names[i]) cell.dataset.label = names[i];
+    });
+  }
 }
 
 export function errorBox(error) {
