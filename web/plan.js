@@ -204,8 +204,8 @@ export async function render(main, ctx) {
       h('div', { class: 'row-buttons' },
         h('button', { type: 'button', class: 'small secondary', disabled: !removable,
           title: removable ? null : 'the rule covers several phases and several roles: change its phases or roles instead',
-          onclick: () => { removeCell(working, rule, row, phase); fillEditor(row, phase, working); } }, `Remove ${row.name} in ${phase} from this rule`),
-        h('button', { type: 'button', class: 'small danger', onclick: () => { working.splice(working.indexOf(rule), 1); fillEditor(row, phase, working); } }, `Delete rule ${rule.id}`)));
+          onclick: () => { readEditor(working); removeCell(working, rule, row, phase); fillEditor(row, phase, working); } }, `Remove ${row.name} in ${phase} from this rule`),
+        h('button', { type: 'button', class: 'small danger', onclick: () => { readEditor(working); working.splice(working.indexOf(rule), 1); fillEditor(row, phase, working); } }, `Delete rule ${rule.id}`)));
   }
 
   function removeCell(working, rule, row, phase) {

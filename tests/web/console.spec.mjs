@@ -205,6 +205,17 @@ async function run(page, context) {
   await page.getByRole('button', { name: 'Discard changes' }).click();
   await page.locator('#cell-role-legal-recovery').getByText('after 10m').waitFor();
 
+  step('remove a cell from its only rule: the rule goes, the cell is empty again');
+  await page.getByRole('button', { name: /^Edit legal in recovery/ }).click();
+  await dialog.getByRole('button', { name: 'Remove legal in recovery from this rule' }).click();
+  await dialog.getByText('No rule reaches this cell.').waitFor();
+  await dialog.getByRole('button', { name: 'Apply' }).click();
+  await page.getByRole('button', { name: 'Save plan' }).click();
+  await page.locator('#status').filter({ hasText: 'Plan saved as version 3' }).waitFor();
+  assert.equal(await page.locator('#cell-role-legal-recovery .chip').count(), 0);
+  stored = await api('GET', '/v1/clients/acme/plan', 'admin');
+  assert.deepEqual(stored.body.rules.map((r) => r.id), ['contain-people', 'contain-rooms']);
+
   step('preview who would be told what for a phase and severity');
   await page.getByLabel('Phase').selectOption('containment');
   await page.getByLabel('Severity').selectOption('critical');
@@ -319,7 +330,7 @@ async function run(page, context) {
   await page.getByText(/The chain is intact: \d+ record/).waitFor();
   await page.getByLabel('Kind').selectOption('plan.put');
   await page.getByRole('button', { name: 'Apply filters' }).click();
-  await page.getByText('2 of 2 loaded record(s) shown').waitFor();
+  await page.getByText('3 of 3 loaded record(s) shown').waitFor();
   const probe = await fetch(`${BASE}/v1/audit/export?format=jsonl`, { headers: { Authorization: `Bearer ${TOKENS.audit}` } });
   await probe.arrayBuffer();
   if (probe.status === 404) {
