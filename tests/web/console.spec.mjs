@@ -391,6 +391,11 @@ async function run(page, context) {
     await phone.goto(`${BASE}/ui/#/${hash}`);
     await phone.getByRole('heading', { name: heading, level: 1 }).waitFor();
     await shot(phone, `phone-${hash.replace(/\//g, '_')}`);
+    // Every form control has a name a screen reader can say; every button too.
+    const unnamed = await phone.evaluate(() => [...document.querySelectorAll('input, select, textarea, button')]
+      .filter((el) => !(el.labels && el.labels.length) && !el.getAttribute('aria-label') && !el.textContent.trim())
+      .map((el) => el.outerHTML.slice(0, 80)));
+    assert.deepEqual(unnamed, [], `#/${hash}: controls without a label`);
     const overflow = await phone.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
     assert.ok(overflow <= 1, `#/${hash}: the page scrolls sideways by ${overflow}px at phone size`);
   }

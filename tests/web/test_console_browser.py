@@ -33,8 +33,11 @@ def npm_ci():
         with open(stamp) as f:
             if f.read() == lock_hash:
                 return
+    env = dict(os.environ)
+    if not env.get("HOME"):
+        env["npm_config_cache"] = os.path.join(WORKDIR, ".npm-cache")
     subprocess.run(["npm", "ci", "--no-audit", "--no-fund", "--loglevel=error"], cwd=WORKDIR,
-                   check=True, timeout=600)
+                   check=True, timeout=600, env=env)
     with open(stamp, "w") as f:
         f.write(lock_hash)
 
