@@ -41,7 +41,8 @@ export async function call(method, path, body, { raw = false, tokenOverride } = 
     headers['Content-Type'] = 'application/json';
     init.body = JSON.stringify(body);
   }
-  const response = await fetch(path, init);
+  // Relative to the console (/ui/), so a reverse proxy may serve Herald under a path prefix.
+  const response = await fetch(`..${path}`, init);
   if (raw && response.ok) {
     return response;
   }

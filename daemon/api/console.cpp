@@ -103,7 +103,8 @@ http::Response console_response(const http::Request& request) {
   }
   if (request.path == "/ui") {
     auto r = text_response(308, "the console is at /ui/\n");
-    r.headers.emplace_back("Location", "/ui/");
+    // Relative, so that a reverse proxy may serve Herald under a path prefix.
+    r.headers.emplace_back("Location", "ui/");
     return r;
   }
   std::string_view name = std::string_view(request.path).substr(4);

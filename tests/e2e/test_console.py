@@ -71,7 +71,7 @@ class ConsoleServingTest(HeraldTestCase):
     def test_index_and_redirect(self):
         status, headers, body = fetch(f"{self.base}/ui")
         self.assertEqual(status, 308)
-        self.assertEqual(headers.get("Location"), "/ui/")
+        self.assertEqual(headers.get("Location"), "ui/")  # relative: /ui → /ui/
         status, headers, body = fetch(f"{self.base}/ui/")
         self.assertEqual(status, 200)
         self.assertEqual(headers.get("Content-Type"), "text/html; charset=utf-8")

@@ -100,8 +100,9 @@ async function main() {
 }
 
 async function run(page, context) {
-  step('a wrong token is refused with a message; the right one signs in');
-  await page.goto(`${BASE}/ui/`);
+  step('/ui leads to /ui/; a wrong token is refused with a message; the right one signs in');
+  await page.goto(`${BASE}/ui`);
+  assert.equal(new URL(page.url()).pathname, '/ui/');
   expected.push(/status of 401/);
   await page.getByLabel('API token').fill('not-a-token');
   await page.getByRole('button', { name: 'Sign in' }).click();
