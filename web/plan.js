@@ -99,6 +99,11 @@ export async function render(main, ctx) {
     return cells;
   }
 
+  // The grid can show what applies at one severity: rules that start above it are dimmed.
+  const severityShown = select([['', 'every severity'], ...SEVERITIES.map((x) => [x, x])], '', { name: 'severity-shown' });
+  severityShown.addEventListener('change', () => renderGrid());
+  const rank = (sev) => SEVERITIES.indexOf(sev || 'low');
+
   function chip(rule, row) {
     const parts = [];
     if (row.kind === 'role') {
@@ -112,8 +117,9 @@ export async function render(main, ctx) {
     if ((rule.min_severity || 'low') !== 'low') extra.push(`≥ ${rule.min_severity}`);
     if (rule.quiet_hours === 'ignore') extra.push('ignores quiet hours');
     if (rule.escalate) extra.push(`escalates after ${rule.escalate.after} to ${rule.escalate.to_roles.join(', ')}`);
-    return h('li', { class: 'chip' },
-      h('span', { class: 'rule-id' }, rule.id), ' ',
+    const off = severityShown.value && rank(rule.min_severity) > rank(severityShown.value);
+    return h('li', { class: `chip${off ? ' off' : ''}` },
+      h('span', { class: 'rule-id' }, rule.id), off ? h('span', { class: 'visually-hidden' }, ` (not at ${severityShown.value})`) : null, ' ',
       h('span', { class: 'how' }, parts.join(' · ')),
       extra.length ? h('span', { class: 'extra' }, extra.join(' · ')) : null);
   }
@@ -353,6 +359,7 @@ export async function render(main, ctx) {
     h('h1', {}, `Contact matrix: ${client.name}`),
     h('p', {}, versionLine, ' ', admin ? 'Edit a cell, then save: the server checks the whole plan before keeping it.' : 'Read-only: changing the plan needs the admin scope.'),
     messageSlot,
+    h('div', { class: 'row-buttons' }, field('Show the matrix at severity', severityShown)),
     gridSlot,
     admin ? h('div', { class: 'row-buttons' }, saveButton, revertButton) : null,
     previewForm,

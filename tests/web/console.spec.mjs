@@ -162,6 +162,13 @@ async function run(page, context) {
   await legalContainment.getByText('contain-people').waitFor();
   assert.match(await legalContainment.innerText(), /email.*after 0s/);
 
+  step('at severity medium, the rule that starts at high is dimmed');
+  await page.getByLabel('Show the matrix at severity').selectOption('medium');
+  await legalContainment.locator('.chip.off').filter({ hasText: 'contain-people' }).waitFor();
+  assert.equal(await page.locator('#cell-role-siem-containment .chip.off').count(), 0, 'contain-rooms applies from low');
+  await page.getByLabel('Show the matrix at severity').selectOption('');
+  assert.equal(await page.locator('.chip.off').count(), 0);
+
   step('the keyboard opens a cell editor (a modal dialog) and Escape closes it');
   await page.getByRole('button', { name: /^Edit executive in containment/ }).focus();
   await page.keyboard.press('Enter');
@@ -176,6 +183,7 @@ async function run(page, context) {
   await dialog.getByRole('button', { name: 'Add a rule for this cell' }).click();
   await dialog.getByLabel('Delay').fill('10m');
   await dialog.getByLabel('Repeat every').fill('1h');
+  await shot(page, 'desktop-cell-editor');
   await dialog.getByRole('button', { name: 'Apply' }).click();
   const legalRecovery = page.locator('#cell-role-legal-recovery');
   await legalRecovery.getByText('legal-recovery').waitFor();
@@ -218,8 +226,8 @@ async function run(page, context) {
   assert.deepEqual(stored.body.rules.map((r) => r.id), ['contain-people', 'contain-rooms']);
 
   step('preview who would be told what for a phase and severity');
-  await page.getByLabel('Phase').selectOption('containment');
-  await page.getByLabel('Severity').selectOption('critical');
+  await page.getByLabel('Phase', { exact: true }).selectOption('containment');
+  await page.getByLabel('Severity', { exact: true }).selectOption('critical');
   await page.getByRole('button', { name: 'Preview', exact: true }).click();
   const preview = page.locator('table.preview');
   await preview.waitFor();
@@ -400,6 +408,11 @@ async function run(page, context) {
     const overflow = await phone.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
     assert.ok(overflow <= 1, `#/${hash}: the page scrolls sideways by ${overflow}px at phone size`);
   }
+  await phone.goto(`${BASE}/ui/#/clients/acme/plan`);
+  await phone.getByRole('button', { name: /^Edit legal in containment/ }).click();
+  await phone.getByRole('dialog').getByLabel('Delay').waitFor();
+  await shot(phone, 'phone-cell-editor');
+  await phone.keyboard.press('Escape');
   for (const [hash] of views) {
     await page.goto(`${BASE}/ui/#/${hash}`);
     await page.locator('main h1').waitFor();
