@@ -384,6 +384,11 @@ async function run(page, context) {
   await adminPage.getByRole('button', { name: 'Sign out' }).click();
   await adminPage.getByLabel('API token').waitFor();
   assert.equal(await adminPage.evaluate(() => sessionStorage.getItem('herald.token')), null);
+
+  step('an ingest-only token is told there is nothing for it here');
+  await signIn(adminPage, 'ingest');
+  await adminPage.getByRole('heading', { name: 'Nothing to show' }).waitFor();
+  assert.equal(await adminPage.getByRole('navigation', { name: 'Main' }).getByRole('link').count(), 0);
   await adminPage.close();
 
   step('every view at phone size (390 x 844): renders, no page-wide sideways scrolling');
