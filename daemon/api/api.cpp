@@ -182,7 +182,23 @@ void readyz(Services& s, const Call&, const http::Responder& respond) {
                                 {"reason", "database not writable: " + written.error().message}}));
     return;
   }
-  respond(json_response(200, json{{"status", "ready"}}));
+  json body{{"status", "ready"}};
+  // A bus that is away does not make Herald unready: POST /v1/events still works, and the
+  // subscription catches up by itself. Its state is reported for operators to see.
+  if (s.sources) {
+    json sources = json::object();
+    for (const auto& source : s.sources()) {
+      json j{{"state", source.state},
+             {"pending", source.pending < 0 ? json(nullptr) : json(source.pending)},
+             {"ack_pending", source.ack_pending < 0 ? json(nullptr) : json(source.ack_pending)}};
+      if (!source.error.empty()) {
+        j["error"] = source.error;
+      }
+      sources[source.name] = j;
+    }
+    body["sources"] = sources;
+  }
+  respond(json_response(200, body));
 }
 
 void metrics(Services& s, const Call&, const http::Responder& respond) {
@@ -237,7 +253,7 @@ Api::Api(ApiOptions options, store::Store& store, ingest::Ingestor& ingestor, co
     : impl_(std::make_unique<Impl>(
           Impl{options,
                Services{store, ingestor, clock, metrics_registry, std::move(wake_dispatcher),
-                        options.public_url, options.version, options.ack_key},
+                        options.public_url, options.version, options.ack_key, options.sources},
                {}})) {
   auto& m = metrics_registry;
   m.describe("herald_http_requests_total", "counter", "HTTP requests by route and status.");
@@ -259,6 +275,7 @@ Api::Api(ApiOptions options, store::Store& store, ingest::Ingestor& ingestor, co
       route("POST", "/ack/{id}", Scope::none, post_ack),
       route("POST", "/v1/events", Scope::ingest, post_event),
       route("POST", "/v1/sources/alertmanager", Scope::ingest, post_alertmanager),
+      route("GET", "/v1/sources/{source}/rejections", Scope::audit, list_source_rejections),
       route("GET", "/v1/clients", Scope::admin_read, get_clients),
       route("PUT", "/v1/clients/{client}", Scope::admin, put_client),
       route("GET", "/v1/clients/{client}", Scope::admin_read, get_client),

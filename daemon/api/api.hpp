@@ -26,11 +26,21 @@ struct Token {
   std::vector<std::string> scopes;
 };
 
+// A bus subscription's state as /readyz reports it (the NATS source's, when configured).
+struct SourceState {
+  std::string name;          // "nats"
+  std::string state;         // connecting, subscribed, disconnected, stopped
+  std::string error;         // the last failure, "" when none
+  int64_t pending = -1;      // messages not yet delivered to Herald (-1: not known)
+  int64_t ack_pending = -1;  // delivered and not yet acknowledged
+};
+
 struct ApiOptions {
   std::vector<Token> tokens;
   std::string public_url;
   std::string version;
-  std::string ack_key;  // signs acknowledgement links
+  std::string ack_key;                                // signs acknowledgement links
+  std::function<std::vector<SourceState>()> sources;  // may be empty
 };
 
 class Api {

@@ -7,6 +7,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "daemon/api/api.hpp"
 #include "daemon/core/domain.hpp"
 #include "daemon/core/metrics.hpp"
 #include "daemon/core/result.hpp"
@@ -30,6 +31,7 @@ struct Services {
   std::string public_url;
   std::string version;
   std::string ack_key;
+  std::function<std::vector<SourceState>()> sources;  // may be empty
 };
 
 struct Call {
@@ -75,6 +77,9 @@ void retry_delivery(Services& s, const Call& c, const http::Responder& respond);
 void get_incident(Services& s, const Call& c, const http::Responder& respond);
 void list_audit(Services& s, const Call& c, const http::Responder& respond);
 void verify_audit(Services& s, const Call& c, const http::Responder& respond);
+
+// Bus sources (daemon/api/sources.cpp)
+void list_source_rejections(Services& s, const Call& c, const http::Responder& respond);
 
 // Acknowledgement links (daemon/api/ack.cpp)
 void get_ack(Services& s, const Call& c, const http::Responder& respond);

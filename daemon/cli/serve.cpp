@@ -17,6 +17,7 @@
 #include "daemon/dispatch/dispatcher.hpp"
 #include "daemon/ingest/ingest.hpp"
 #include "daemon/render/renderer.hpp"
+#include "daemon/sources/nats/nats.hpp"
 #include "daemon/store/store.hpp"
 #include "daemon/transport/transport.hpp"
 
@@ -147,6 +148,15 @@ int serve(const std::string& config_path) {
   }
 
   ingest::Ingestor ingestor(**store, clock, [&dispatcher] { dispatcher.wake(); });
+  std::unique_ptr<sources::NatsSource> nats;
+  if (cfg.nats) {
+    sources::NatsOptions nopts;
+    nopts.url = cfg.nats->url;
+    nopts.stream = cfg.nats->stream;
+    nopts.subject = cfg.nats->subject;
+    nopts.consumer = cfg.nats->consumer;
+    nats = std::make_unique<sources::NatsSource>(nopts, **store, ingestor, clock, metrics);
+  }
   api::ApiOptions aopts;
   for (const auto& t : cfg.tokens) {
     aopts.tokens.push_back(api::Token{t.name, t.sha256, t.scopes});
@@ -154,6 +164,13 @@ int serve(const std::string& config_path) {
   aopts.public_url = cfg.server.public_url;
   aopts.version = HERALD_VERSION;
   aopts.ack_key = ack_key;
+  if (nats) {
+    aopts.sources = [&nats] {
+      auto st = nats->status();
+      return std::vector<api::SourceState>{
+          {"nats", st.state, st.last_error, st.pending, st.ack_pending}};
+    };
+  }
   api::Api api(aopts, **store, ingestor, clock, metrics, [&dispatcher] { dispatcher.wake(); });
 
   http::ServerOptions hopts;
@@ -172,6 +189,10 @@ int serve(const std::string& config_path) {
                cfg.server.host.find(':') != std::string::npos ? "[" + cfg.server.host + "]"
                                                               : cfg.server.host,
                *port);
+  // The bus is subscribed to once the HTTP side is up: /readyz then shows how it goes.
+  if (nats) {
+    nats->start();
+  }
   sd_notifyf(0, "READY=1\nSTATUS=listening on port %u", static_cast<unsigned>(*port));
 
   uint64_t watchdog_usec = 0;
@@ -193,6 +214,11 @@ int serve(const std::string& config_path) {
     }
   }
   sd_notify(0, "STOPPING=1");
+  // First the sources, so every event taken from the bus is committed and acknowledged while
+  // the store still runs.
+  if (nats) {
+    nats->stop();
+  }
   server.stop(Millis{5'000});
   dispatcher.stop(Millis{5'000});
   (*store)->stop();

@@ -972,6 +972,45 @@ Result<std::vector<EscalationRecord>> Repo::escalations(std::string_view client_
 
 // ---- meta and audit ------------------------------------------------------------------------
 
+Result<bool> Repo::insert_source_rejection(const SourceRejection& r) {
+  auto n = execute(db_,
+                   "INSERT INTO source_rejections (source, ref, subject, received_at, code, field, "
+                   "message, payload, size) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) "
+                   "ON CONFLICT (source, ref) DO NOTHING",
+                   [&](Statement& s) {
+                     s.bind(1, r.source).bind(2, r.ref).bind(3, r.subject);
+                     s.bind(4, ms(r.received_at)).bind(5, r.code).bind(6, r.field);
+                     s.bind(7, r.message).bind(8, r.payload).bind(9, r.size);
+                   });
+  if (!n) {
+    return n.error();
+  }
+  return *n > 0;
+}
+
+Result<std::vector<SourceRejection>> Repo::source_rejections(std::string_view source,
+                                                             int64_t after_id, int limit) {
+  return query<SourceRejection>(
+      db_,
+      "SELECT id, source, ref, subject, received_at, code, field, message, payload, size "
+      "FROM source_rejections WHERE source = ?1 AND id > ?2 ORDER BY id LIMIT ?3",
+      [&](Statement& s) { s.bind(1, source).bind(2, after_id).bind(3, limit); },
+      [](Statement& s) {
+        SourceRejection r;
+        r.id = s.integer(0);
+        r.source = s.text(1);
+        r.ref = s.text(2);
+        r.subject = s.text(3);
+        r.received_at = ts(s.integer(4));
+        r.code = s.text(5);
+        r.field = s.text(6);
+        r.message = s.text(7);
+        r.payload = s.text(8);
+        r.size = s.integer(9);
+        return r;
+      });
+}
+
 Result<std::optional<std::string>> Repo::meta(std::string_view key) {
   return query_one<std::string>(
       db_, "SELECT value FROM meta WHERE key = ?1", [&](Statement& s) { s.bind(1, key); },

@@ -27,6 +27,21 @@ struct StoredEvent {
   int messages = 0;
 };
 
+// A bus message that could not become an event (schema/007_source_rejections.sql).
+struct SourceRejection {
+  int64_t id = 0;
+  std::string source;   // "nats"
+  std::string ref;      // "STREAM:SEQUENCE"
+  std::string subject;  // the subject it was published on
+  Timestamp received_at{};
+  std::string code;
+  std::string field;
+  std::string message;
+  std::string payload;  // cut at kMaxRejectedPayload bytes
+  int64_t size = 0;     // the full size
+};
+inline constexpr size_t kMaxRejectedPayload = 4096;
+
 struct MessageFilter {
   std::string client_id;
   std::string incident_id;
@@ -227,6 +242,12 @@ class Repo {
   Result<int64_t> put_template(std::string_view client_id, std::string_view name,
                                const std::optional<std::string>& body, std::string_view actor,
                                Timestamp now);
+
+  // Records a rejected bus message; false when (source, ref) was already recorded.
+  Result<bool> insert_source_rejection(const SourceRejection& rejection);
+  // Oldest first, after id `after_id`.
+  Result<std::vector<SourceRejection>> source_rejections(std::string_view source, int64_t after_id,
+                                                         int limit);
 
   Result<std::optional<std::string>> meta(std::string_view key);
   Status set_meta(std::string_view key, std::string_view value);
