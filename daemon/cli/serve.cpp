@@ -155,6 +155,8 @@ int serve(const std::string& config_path) {
     nopts.stream = cfg.nats->stream;
     nopts.subject = cfg.nats->subject;
     nopts.consumer = cfg.nats->consumer;
+    nopts.batch = cfg.nats->batch;
+    nopts.ack_wait = cfg.nats->ack_wait;
     nats = std::make_unique<sources::NatsSource>(nopts, **store, ingestor, clock, metrics);
   }
   api::ApiOptions aopts;

@@ -508,7 +508,7 @@ void read_nats(Reader& r, const toml::table& root, std::optional<NatsConfig>& ou
   if (t == nullptr) {
     return;
   }
-  r.check_keys(*t, "nats", {"url", "stream", "subject", "consumer"});
+  r.check_keys(*t, "nats", {"url", "stream", "subject", "consumer", "batch", "ack_wait"});
   NatsConfig nats;
   if (auto v = r.required_string(*t, "nats", "url")) {
     if (!starts_with_any(*v, {"nats://", "tls://"})) {
@@ -523,8 +523,34 @@ void read_nats(Reader& r, const toml::table& root, std::optional<NatsConfig>& ou
     if (auto v = r.string(*t, "nats", key)) {
       if (v->empty()) {
         r.problem(t->get(key)->source(), "nats." + std::string(key) + ": must not be empty");
+      } else if (std::string_view(key) != "subject" &&
+                 v->find_first_of(" \t\r\n.*>/\\") != std::string::npos) {
+        // JetStream names become subject tokens ($JS.API.CONSUMER.INFO.STREAM.CONSUMER).
+        r.problem(t->get(key)->source(), "nats." + std::string(key) +
+                                             ": must not contain spaces, '.', '*', '>', '/' or "
+                                             "'\\', got " +
+                                             quoted(*v));
       }
       *field = *v;
+    }
+  }
+  if (const toml::node* node = t->get("batch")) {
+    if (!node->is_integer()) {
+      r.type_problem(*node, "nats.batch", "an integer");
+    } else if (int64_t n = node->as_integer()->get(); n < 1 || n > 1024) {
+      r.problem(node->source(), "nats.batch: expected 1 to 1024, got " + std::to_string(n));
+    } else {
+      nats.batch = static_cast<int>(n);
+    }
+  }
+  if (auto v = r.string(*t, "nats", "ack_wait")) {
+    auto d = parse_duration(*v);
+    if (!d || d->count() < 1000) {
+      r.problem(
+          t->get("ack_wait")->source(),
+          "nats.ack_wait: expected a duration of at least 1s like \"30s\", got " + quoted(*v));
+    } else {
+      nats.ack_wait = *d;
     }
   }
   out = std::move(nats);

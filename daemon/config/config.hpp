@@ -57,6 +57,8 @@ struct NatsConfig {
   std::string stream = "INCIDENTS";
   std::string subject = "incidents.phase";
   std::string consumer = "herald";
+  int batch = 128;          // messages fetched and committed together, 1 to 1024
+  Millis ack_wait{30'000};  // AckWait of the consumer when Herald creates it
 };
 
 struct DeliveryConfig {

@@ -112,6 +112,14 @@ TEST(ConfigTest, NatsDefaults) {
   EXPECT_EQ(config->nats->stream, "INCIDENTS");
   EXPECT_EQ(config->nats->subject, "incidents.phase");
   EXPECT_EQ(config->nats->consumer, "herald");
+  EXPECT_EQ(config->nats->batch, 128);
+  EXPECT_EQ(config->nats->ack_wait, Millis{30'000});
+  auto tuned =
+      parse_config("[nats]\nurl = \"nats://127.0.0.1:4222\"\nbatch = 16\nack_wait = \"2s\"\n",
+                   "h.toml", no_env());
+  ASSERT_TRUE(tuned.ok()) << tuned.error().message;
+  EXPECT_EQ(tuned->nats->batch, 16);
+  EXPECT_EQ(tuned->nats->ack_wait, Millis{2'000});
 }
 
 TEST(ConfigTest, ListenForms) {
@@ -216,6 +224,14 @@ TEST(ConfigTest, BadConfigsNameFileLineAndKey) {
       {"bad nats url", "[nats]\nurl = \"http://n:4222\"\n",
        "herald.toml:2:7: nats.url: expected nats://HOST:PORT or tls://HOST:PORT, got "
        "\"http://n:4222\""},
+      {"nats consumer with a dot", "[nats]\nurl = \"nats://n:4222\"\nconsumer = \"her.ald\"\n",
+       "herald.toml:3:12: nats.consumer: must not contain spaces, '.', '*', '>', '/' or '\\', "
+       "got \"her.ald\""},
+      {"nats batch range", "[nats]\nurl = \"nats://n:4222\"\nbatch = 5000\n",
+       "herald.toml:3:9: nats.batch: expected 1 to 1024, got 5000"},
+      {"nats ack_wait too short", "[nats]\nurl = \"nats://n:4222\"\nack_wait = \"10ms\"\n",
+       "herald.toml:3:12: nats.ack_wait: expected a duration of at least 1s like \"30s\", got "
+       "\"10ms\""},
       {"concurrency range", "[delivery]\nconcurrency = 0\n",
        "herald.toml:2:15: delivery.concurrency: expected 1 to 1024, got 0"},
       {"bad duration", "[delivery]\nretry_horizon = \"forever\"\n",

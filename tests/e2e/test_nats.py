@@ -14,9 +14,9 @@ SUBJECT = "incidents.phase"
 CONSUMER = "herald"
 
 
-def nats_config(url):
+def nats_config(url, extra=""):
     return (f'[nats]\nurl = "{url}"\nstream = "{STREAM}"\nsubject = "{SUBJECT}"\n'
-            f'consumer = "{CONSUMER}"\n')
+            f'consumer = "{CONSUMER}"\n{extra}')
 
 
 class NatsTest(HeraldTestCase):
@@ -31,11 +31,11 @@ class NatsTest(HeraldTestCase):
         self.addCleanup(c.close)
         return c
 
-    def start_with_nats(self, url):
+    def start_with_nats(self, url, extra=""):
         self.mail = self.start_mail()
         self.hooks = self.start_hooks()
         self.config = write_config(self.workdir, self.mail.port, self.hooks.port,
-                                   extra=nats_config(url))
+                                   extra=nats_config(url, extra))
         h = self.start_herald(self.config)
         self.setup_acme(h, people=False, slack=False)
         return h
@@ -122,24 +122,33 @@ class NatsTest(HeraldTestCase):
 
     def test_published_while_killed_are_delivered_after_restart(self):
         nats = self.start_nats()
-        h = self.start_with_nats(nats.url)
+        # Batches of 8 and a short AckWait: the kill lands with messages delivered to Herald
+        # and not yet acknowledged, which JetStream redelivers 2 s later.
+        h = self.start_with_nats(nats.url, 'batch = 8\nack_wait = "2s"\n')
         self.wait_subscribed(h)
         bus = self.client(nats)
-        bus.publish(SUBJECT, event("evt-1", incident="INC-1"))
-        h.wait_deliveries(1, client="acme")
-
+        bus.publish_many(SUBJECT, [json.dumps(event(f"evt-{i}", incident=f"INC-{i}"))
+                                   for i in range(1, 101)])
+        wait_for(lambda: self.metric(h, 'herald_nats_messages_total{outcome="accepted"}') >= 1,
+                 DELIVERY_TIMEOUT, "the first events")
         h.kill()  # SIGKILL: no chance to finish anything
         acks = bus.publish_many(SUBJECT, [json.dumps(event(f"evt-{i}", incident=f"INC-{i}"))
-                                          for i in range(2, 12)])
-        self.assertEqual([a["seq"] for a in acks], list(range(2, 12)))
+                                          for i in range(101, 121)])
+        self.assertEqual([a["seq"] for a in acks], list(range(101, 121)))
+        before = bus.consumer_info(STREAM, CONSUMER)
+        self.assertGreater(before["num_pending"] + before["num_ack_pending"], 0, before)
+
         # Redeliveries of what was in flight at the kill are absorbed by idempotency.
         h2 = self.start_herald(self.config, log_name="herald-2.log")
-        h2.wait_deliveries(11, client="acme")
-        wait_fully_acknowledged(bus, STREAM, CONSUMER, 11, DELIVERY_TIMEOUT)
-        self.assertEqual(len(h2.deliveries(client="acme")), 11)
-        incidents = {json.loads(r["body"])["incident"]["id"]
-                     for r in self.hooks.requests("/hooks/siem")}
-        self.assertEqual(incidents, {f"INC-{i}" for i in range(1, 12)})
+        h2.wait_deliveries(120, client="acme")
+        wait_fully_acknowledged(bus, STREAM, CONSUMER, 120, DELIVERY_TIMEOUT)
+        self.assertEqual(len(h2.deliveries(client="acme")), 120)
+        incidents = [json.loads(r["body"])["incident"]["id"]
+                     for r in self.hooks.requests("/hooks/siem")]
+        self.assertEqual(sorted(set(incidents)), sorted(f"INC-{i}" for i in range(1, 121)))
+        # One event each: the timeline of an incident shows a single phase change.
+        received = h2.ok("GET", "/v1/audit?kind=event.received&limit=500", "audit")["items"]
+        self.assertEqual(len(received), 120)
 
     def test_reconnects_when_the_server_comes_and_goes(self):
         # Herald starts before the bus: it is ready for HTTP, and keeps trying.
