@@ -157,6 +157,7 @@ int serve(const std::string& config_path) {
     nopts.consumer = cfg.nats->consumer;
     nopts.batch = cfg.nats->batch;
     nopts.ack_wait = cfg.nats->ack_wait;
+    nopts.ca_file = cfg.nats->ca_file;
     nats = std::make_unique<sources::NatsSource>(nopts, **store, ingestor, clock, metrics);
   }
   api::ApiOptions aopts;

@@ -508,7 +508,8 @@ void read_nats(Reader& r, const toml::table& root, std::optional<NatsConfig>& ou
   if (t == nullptr) {
     return;
   }
-  r.check_keys(*t, "nats", {"url", "stream", "subject", "consumer", "batch", "ack_wait"});
+  r.check_keys(*t, "nats",
+               {"url", "stream", "subject", "consumer", "batch", "ack_wait", "ca_file"});
   NatsConfig nats;
   if (auto v = r.required_string(*t, "nats", "url")) {
     if (!starts_with_any(*v, {"nats://", "tls://"})) {
@@ -552,6 +553,12 @@ void read_nats(Reader& r, const toml::table& root, std::optional<NatsConfig>& ou
     } else {
       nats.ack_wait = *d;
     }
+  }
+  if (auto v = r.string(*t, "nats", "ca_file")) {
+    if (v->empty()) {
+      r.problem(t->get("ca_file")->source(), "nats.ca_file: must not be empty");
+    }
+    nats.ca_file = *v;
   }
   out = std::move(nats);
 }

@@ -59,6 +59,7 @@ struct NatsConfig {
   std::string consumer = "herald";
   int batch = 128;          // messages fetched and committed together, 1 to 1024
   Millis ack_wait{30'000};  // AckWait of the consumer when Herald creates it
+  std::string ca_file;      // tls:// only: CA certificates (PEM); "" = the system's
 };
 
 struct DeliveryConfig {

@@ -227,6 +227,8 @@ TEST(ConfigTest, BadConfigsNameFileLineAndKey) {
       {"nats consumer with a dot", "[nats]\nurl = \"nats://n:4222\"\nconsumer = \"her.ald\"\n",
        "herald.toml:3:12: nats.consumer: must not contain spaces, '.', '*', '>', '/' or '\\', "
        "got \"her.ald\""},
+      {"nats empty ca_file", "[nats]\nurl = \"tls://n:4222\"\nca_file = \"\"\n",
+       "herald.toml:3:11: nats.ca_file: must not be empty"},
       {"nats batch range", "[nats]\nurl = \"nats://n:4222\"\nbatch = 5000\n",
        "herald.toml:3:9: nats.batch: expected 1 to 1024, got 5000"},
       {"nats ack_wait too short", "[nats]\nurl = \"nats://n:4222\"\nack_wait = \"10ms\"\n",

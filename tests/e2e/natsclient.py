@@ -8,6 +8,7 @@ import json
 import os
 import re
 import socket
+import ssl
 
 from harness import START_TIMEOUT, Child, wait_for
 
@@ -19,20 +20,25 @@ class NatsServer:
 
     LISTEN_RE = re.compile(r"Listening for client connections on 127\.0\.0\.1:(\d+)")
 
-    def __init__(self, workdir, name="nats", port=0, store_dir=None):
+    def __init__(self, workdir, name="nats", port=0, store_dir=None, tls=None, args=()):
         self.workdir = workdir
         self.name = name
         self.store_dir = store_dir or os.path.join(workdir, name + "-store")
         self.log_path = os.path.join(workdir, name + ".log")
         self.port = port
+        self.tls = tls  # (certificate file, key file): clients must speak TLS
+        self.args = list(args)  # more nats-server options, e.g. --user and --pass
         self.child = None
         self.start()
 
     def start(self):
         offset = os.path.getsize(self.log_path) if os.path.exists(self.log_path) else 0
-        self.child = Child(self.name, [NATS_SERVER, "-js", "-a", "127.0.0.1",
-                                       "-p", str(self.port or -1), "-sd", self.store_dir],
-                           self.log_path)
+        argv = [NATS_SERVER, "-js", "-a", "127.0.0.1", "-p", str(self.port or -1),
+                "-sd", self.store_dir]
+        if self.tls:
+            argv += ["--tls", "--tlscert", self.tls[0], "--tlskey", self.tls[1]]
+        argv += self.args
+        self.child = Child(self.name, argv, self.log_path)
 
         def listening():
             if self.child.proc.poll() is not None:
@@ -58,7 +64,7 @@ class NatsServer:
 class NatsClient:
     """One connection. Not thread-safe; every call waits for its answer."""
 
-    def __init__(self, port, timeout=10.0):
+    def __init__(self, port, timeout=10.0, tls_ca=None, user=None, password=None):
         self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
         self.buf = b""
         self.sids = itertools.count(1)
@@ -67,8 +73,14 @@ class NatsClient:
         info = self._line()
         if not info.startswith(b"INFO "):
             raise AssertionError(f"not a NATS server: {info!r}")
-        self._send(b'CONNECT {"verbose":false,"pedantic":false,"headers":false,'
-                   b'"name":"herald-tests"}\r\nPING\r\n')
+        if tls_ca:  # the server said tls_required: the handshake follows its INFO
+            context = ssl.create_default_context(cafile=tls_ca)
+            self.sock = context.wrap_socket(self.sock, server_hostname="localhost")
+        connect = {"verbose": False, "pedantic": False, "headers": False,
+                   "name": "herald-tests"}
+        if user is not None:
+            connect.update(user=user, **{"pass": password})
+        self._send(b"CONNECT " + json.dumps(connect).encode() + b"\r\nPING\r\n")
         self._expect_pong()
 
     def close(self):

@@ -3,6 +3,7 @@ like POST /v1/events and acknowledged only once committed; bad messages are reco
 terminated; a SIGKILLed Herald picks up what was published while it was down."""
 
 import json
+import subprocess
 import unittest
 
 from harness import (DELIVERY_TIMEOUT, HeraldTestCase, closed_port, event, wait_for,
@@ -177,6 +178,59 @@ class NatsTest(HeraldTestCase):
         h.wait_deliveries(2, client="acme")
         wait_fully_acknowledged(bus, STREAM, CONSUMER, 2, DELIVERY_TIMEOUT)
         self.assertGreaterEqual(self.metric(h, "herald_nats_connects_total"), 2)
+
+    def test_tls(self):
+        # A self-signed certificate for localhost, trusted through [nats] ca_file.
+        cert, key = self.path("nats.crt"), self.path("nats.key")
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                        "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost",
+                        "-keyout", key, "-out", cert], check=True, capture_output=True)
+        nats = self.start_nats(tls=(cert, key))
+        h = self.start_with_nats(f"tls://localhost:{nats.port}", f'ca_file = "{cert}"\n')
+        self.wait_subscribed(h)
+        bus = NatsClient(nats.port, tls_ca=cert)
+        self.addCleanup(bus.close)
+        bus.publish(SUBJECT, event("evt-1"))
+        h.wait_deliveries(1, client="acme")
+        wait_fully_acknowledged(bus, STREAM, CONSUMER, 1, DELIVERY_TIMEOUT)
+
+    def test_tls_refuses_an_untrusted_server(self):
+        cert, key = self.path("nats.crt"), self.path("nats.key")
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                        "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost",
+                        "-keyout", key, "-out", cert], check=True, capture_output=True)
+        nats = self.start_nats(tls=(cert, key))
+        # No ca_file: the system's CAs do not vouch for a self-signed certificate.
+        h = self.start_with_nats(f"tls://localhost:{nats.port}")
+        wait_for(lambda: "error" in self.nats_state(h), DELIVERY_TIMEOUT, "a TLS error")
+        self.assertNotEqual(self.nats_state(h)["state"], "subscribed")
+        self.assertIn("self-signed certificate", self.nats_state(h)["error"])
+        self.assertEqual(self.metric(h, "herald_nats_up"), 0)
+
+    def test_credentials_in_the_url_are_used_and_never_shown(self):
+        secret = "s3cret-b4f1e9"
+        nats = self.start_nats(args=["--user", "herald", "--pass", secret])
+        h = self.start_with_nats(f"nats://herald:{secret}@127.0.0.1:{nats.port}")
+        self.wait_subscribed(h)
+        bus = NatsClient(nats.port, user="herald", password=secret)
+        self.addCleanup(bus.close)
+        bus.publish(SUBJECT, event("evt-1"))
+        h.wait_deliveries(1, client="acme")
+
+        # A wrong password: the error names the server, never the password.
+        wrong = "wr0ng-7c2d"
+        config = write_config(self.workdir, self.mail.port, self.hooks.port,
+                              database=self.path("other.db"), name="other.toml",
+                              extra=nats_config(f"nats://herald:{wrong}@127.0.0.1:{nats.port}"))
+        other = self.start_herald(config, log_name="herald-other.log")
+        wait_for(lambda: "error" in self.nats_state(other), DELIVERY_TIMEOUT, "an auth error")
+        error = self.nats_state(other)["error"]
+        self.assertIn("nats://***@127.0.0.1", error)
+        self.assertNotIn(wrong, error)
+        self.stop_herald(other)
+        for log in (h.log_text(), other.log_text()):
+            self.assertNotIn(secret, log)
+            self.assertNotIn(wrong, log)
 
 
 if __name__ == "__main__":

@@ -24,6 +24,21 @@ using nlohmann::json;
 // The HTTP API's body limit: a bus message may not be bigger than a POST /v1/events body.
 constexpr size_t kMaxMessageBytes = 1 << 20;
 constexpr int64_t kNanosPerMilli = 1'000'000;
+constexpr const char* kSystemCaFile = "/etc/ssl/certs/ca-certificates.crt";
+
+// The host of nats://[credentials@]HOST[:PORT], for checking the server's certificate.
+std::string url_host(const std::string& url) {
+  auto scheme = url.find("://");
+  std::string rest = url.substr(scheme == std::string::npos ? 0 : scheme + 3);
+  rest = rest.substr(0, rest.find_first_of("/,"));
+  if (auto at = rest.rfind('@'); at != std::string::npos) {
+    rest = rest.substr(at + 1);
+  }
+  if (!rest.empty() && rest.front() == '[') {
+    return rest.substr(1, rest.find(']') - 1);
+  }
+  return rest.substr(0, rest.find(':'));
+}
 
 // The URL without its credentials (nats://user:pass@host or nats://token@host), for logs.
 std::string redacted(const std::string& url) {
@@ -213,6 +228,22 @@ struct NatsSource::Impl {
     }
     if (s == NATS_OK) {
       s = natsOptions_SetMaxPingsOut(opts, 2);
+    }
+    // tls://: TLS required, the server's certificate checked against the CA file and the host.
+    if (s == NATS_OK && options.url.rfind("tls://", 0) == 0) {
+      s = natsOptions_SetSecure(opts, true);
+      if (s == NATS_OK) {
+        const std::string& ca = options.ca_file.empty() ? kSystemCaFile : options.ca_file;
+        s = natsOptions_LoadCATrustedCertificates(opts, ca.c_str());
+        if (s != NATS_OK) {
+          natsOptions_Destroy(opts);
+          return make_error(ErrorKind::unavailable, "nats",
+                            nats_error("cannot load the CA certificates in " + ca, s));
+        }
+      }
+      if (s == NATS_OK) {
+        s = natsOptions_SetExpectedHostname(opts, url_host(options.url).c_str());
+      }
     }
     if (s != NATS_OK) {
       natsOptions_Destroy(opts);

@@ -32,6 +32,7 @@ struct NatsOptions {
   std::string stream = "INCIDENTS";
   std::string subject = "incidents.phase";
   std::string consumer = "herald";
+  std::string ca_file;        // tls:// URLs: the CA certificates to trust; "" = the system's
   int batch = 128;            // messages fetched, committed and acknowledged together
   Millis fetch_wait{1'000};   // how long one fetch waits for messages
   Millis ack_wait{30'000};    // the consumer's AckWait when Herald creates it
