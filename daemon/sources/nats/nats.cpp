@@ -570,8 +570,12 @@ void NatsSource::stop() {
   impl_->wake.notify_all();
   if (impl_->thread.joinable()) {
     impl_->thread.join();
-    // The client library's own threads and buffers, so that nothing is left at exit.
-    nats_CloseAndWait(5'000);
+    // The client library's own threads and buffers, so that nothing is left at exit. Not after
+    // TLS: libnats 3.4's cleanup frees OpenSSL's compression-method stack, which OpenSSL 3
+    // frees again at exit (a crash in OPENSSL_cleanup).
+    if (impl_->options.url.rfind("tls://", 0) != 0) {
+      nats_CloseAndWait(5'000);
+    }
   }
 }
 
