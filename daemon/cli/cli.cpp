@@ -26,9 +26,10 @@ int check_config(const std::string& path) {
     std::cerr << cfg.error().message << "\n";
     return 1;
   }
-  std::cout << fmt::format("{}: ok (listen {}:{}, database {}, {} token(s), email {}, sms {})\n",
-                           path, cfg->server.host, cfg->server.port, cfg->storage.database,
-                           cfg->tokens.size(), cfg->smtp ? "on" : "off", cfg->sms ? "on" : "off");
+  std::cout << fmt::format(
+      "{}: ok (listen {}:{}, database {}, {} token(s), email {}, sms {}, nats {})\n", path,
+      cfg->server.host, cfg->server.port, cfg->storage.database, cfg->tokens.size(),
+      cfg->smtp ? "on" : "off", cfg->sms ? "on" : "off", cfg->nats ? "on" : "off");
   return 0;
 }
 
