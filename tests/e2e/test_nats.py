@@ -3,6 +3,7 @@ like POST /v1/events and acknowledged only once committed; bad messages are reco
 terminated; a SIGKILLed Herald picks up what was published while it was down."""
 
 import json
+import sqlite3
 import subprocess
 import unittest
 
@@ -150,6 +151,28 @@ class NatsTest(HeraldTestCase):
         # One event each: the timeline of an incident shows a single phase change.
         received = h2.ok("GET", "/v1/audit?kind=event.received&limit=500", "audit")["items"]
         self.assertEqual(len(received), 120)
+
+    def test_a_commit_that_fails_is_redelivered_not_lost(self):
+        nats = self.start_nats()
+        h = self.start_with_nats(nats.url)
+        self.wait_subscribed(h)
+        bus = self.client(nats)
+        # Another process holds the database's write lock longer than Herald's busy timeout
+        # (5 s): the event cannot be committed, so it must not be acknowledged either.
+        blocker = sqlite3.connect(self.path("herald.db"), isolation_level=None, timeout=10)
+        self.addCleanup(blocker.close)
+        blocker.execute("BEGIN IMMEDIATE")
+        bus.publish(SUBJECT, event("evt-1"))
+        wait_for(lambda: self.metric(h, 'herald_nats_messages_total{outcome="retried"}') >= 1,
+                 DELIVERY_TIMEOUT, "the failed commit to be handed back to JetStream")
+        info = bus.consumer_info(STREAM, CONSUMER)
+        self.assertEqual(info["ack_floor"]["stream_seq"], 0, info)
+        blocker.execute("ROLLBACK")
+        # JetStream redelivers it 5 s later; this time it is committed, then acknowledged.
+        h.wait_deliveries(1, client="acme")
+        wait_fully_acknowledged(bus, STREAM, CONSUMER, 1, DELIVERY_TIMEOUT)
+        self.assertEqual(self.metric(h, 'herald_nats_messages_total{outcome="accepted"}'), 1)
+        self.assertEqual(h.ok("GET", "/v1/sources/nats/rejections", "audit")["items"], [])
 
     def test_reconnects_when_the_server_comes_and_goes(self):
         # Herald starts before the bus: it is ready for HTTP, and keeps trying.
