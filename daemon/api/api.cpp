@@ -303,6 +303,20 @@ Api::Api(ApiOptions options, store::Store& store, ingest::Ingestor& ingestor, co
       route("GET", "/v1/incidents/{incident}", Scope::audit, get_incident),
       route("GET", "/v1/audit", Scope::audit, list_audit),
       route("GET", "/v1/audit/verify", Scope::audit, verify_audit),
+      // Drills and reports (daemon/api/drills.cpp, daemon/api/reports.cpp)
+      route("POST", "/v1/clients/{client}/drills", Scope::admin, post_drill),
+      route("GET", "/v1/clients/{client}/drills", Scope::admin_read, list_client_drills),
+      route("GET", "/v1/drills/{drill}", Scope::audit, get_drill),
+      route("GET", "/v1/clients/{client}/gaps", Scope::admin_read, get_gaps),
+      route("PUT", "/v1/clients/{client}/drill-schedule", Scope::admin, put_drill_schedule),
+      route("GET", "/v1/clients/{client}/drill-schedule", Scope::admin_read, get_drill_schedule),
+      route("DELETE", "/v1/clients/{client}/drill-schedule", Scope::admin, delete_drill_schedule),
+      route("PUT", "/v1/clients/{client}/obligations", Scope::admin, put_obligations),
+      route("GET", "/v1/clients/{client}/obligations", Scope::admin_read, get_obligations),
+      route("POST", "/v1/incidents/{incident}/obligations/{obligation}/met", Scope::admin,
+            post_obligation_met),
+      route("GET", "/v1/incidents/{incident}/report", Scope::audit, get_incident_report),
+      route("GET", "/v1/reports/effectiveness", Scope::audit, get_effectiveness),
   };
 }
 

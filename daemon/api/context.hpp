@@ -97,6 +97,22 @@ void render_template(Services& s, const Call& c, const http::Responder& respond)
 bool is_console_path(std::string_view path);
 http::Response console_response(const http::Request& request);
 
+// Drills, drill schedules, plan gaps, obligations (daemon/api/drills.cpp)
+void post_drill(Services& s, const Call& c, const http::Responder& respond);
+void list_client_drills(Services& s, const Call& c, const http::Responder& respond);
+void get_drill(Services& s, const Call& c, const http::Responder& respond);
+void get_gaps(Services& s, const Call& c, const http::Responder& respond);
+void put_drill_schedule(Services& s, const Call& c, const http::Responder& respond);
+void get_drill_schedule(Services& s, const Call& c, const http::Responder& respond);
+void delete_drill_schedule(Services& s, const Call& c, const http::Responder& respond);
+void put_obligations(Services& s, const Call& c, const http::Responder& respond);
+void get_obligations(Services& s, const Call& c, const http::Responder& respond);
+void post_obligation_met(Services& s, const Call& c, const http::Responder& respond);
+
+// Reports (daemon/api/reports.cpp)
+void get_incident_report(Services& s, const Call& c, const http::Responder& respond);
+void get_effectiveness(Services& s, const Call& c, const http::Responder& respond);
+
 // Operations (daemon/api/api.cpp)
 std::string render_metrics(Services& s);
 

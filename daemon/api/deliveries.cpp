@@ -6,6 +6,7 @@
 
 #include "daemon/api/context.hpp"
 #include "daemon/ingest/ingest.hpp"
+#include "daemon/obligation/obligation.hpp"
 #include "daemon/sources/alertmanager/alertmanager.hpp"
 
 namespace herald::api {
@@ -403,6 +404,27 @@ void get_incident(Services& s, const Call& c, const http::Responder& respond) {
                               {"status", std::string(store::to_string(e.status))},
                               {"messages", e.messages}});
     }
+    auto obligations =
+        obligation::incident_obligations(repo, client_id, incident_id, s.clock.now());
+    if (!obligations) {
+      return obligations.error();
+    }
+    for (const auto& o : *obligations) {
+      timeline.push_back(json{{"type", "obligation.started"},
+                              {"at", o["started_at"]},
+                              {"obligation", o["id"]},
+                              {"due_at", o["due_at"]}});
+      if (!o["met_at"].is_null()) {
+        timeline.push_back(json{{"type", "obligation.met"},
+                                {"at", o["met_at"]},
+                                {"obligation", o["id"]},
+                                {"by", o["met_by"]},
+                                {"state", o["state"]}});
+      } else if (!o["overdue_at"].is_null()) {
+        timeline.push_back(
+            json{{"type", "obligation.overdue"}, {"at", o["due_at"]}, {"obligation", o["id"]}});
+      }
+    }
     json list = json::array();
     for (const auto& m : messages->items) {
       list.push_back(message_json(m));
@@ -435,6 +457,7 @@ void get_incident(Services& s, const Call& c, const http::Responder& respond) {
         {"phase_since", format_rfc3339(i.phase_since)},
         {"updated_at", format_rfc3339(i.updated_at)},
         {"timeline", timeline},
+        {"obligations", *obligations},
         {"messages", list}};
   });
   respond(r ? json_response(200, *r) : error_response(r.error()));

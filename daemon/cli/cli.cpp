@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "daemon/cli/client_commands.hpp"
+#include "daemon/cli/drill_commands.hpp"
 #include "daemon/cli/serve.hpp"
 #include "daemon/config/config.hpp"
 #include "daemon/render/renderer.hpp"
@@ -180,6 +181,7 @@ int run(int argc, char** argv) {
       "Example: herald audit verify --database /var/lib/herald/herald.db");
   verify_cmd->add_option("--database,-d", verify_path, "the SQLite database file (offline)");
   ClientCommands client_commands(app, *audit_cmd);
+  DrillCommands drill_commands(app);
 
   auto* template_cmd = app.add_subcommand("template", "Template tools (no daemon needed).");
   template_cmd->require_subcommand(1);
@@ -206,6 +208,9 @@ int run(int argc, char** argv) {
     return app.exit(e) == 0 ? 0 : 2;  // --help is a success; any other parse error a usage error
   }
   if (auto code = client_commands.run()) {
+    return *code;
+  }
+  if (auto code = drill_commands.run()) {
     return *code;
   }
   if (*serve_cmd) {

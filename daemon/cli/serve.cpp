@@ -17,6 +17,7 @@
 #include "daemon/dispatch/dispatcher.hpp"
 #include "daemon/ingest/ingest.hpp"
 #include "daemon/render/renderer.hpp"
+#include "daemon/report/report.hpp"
 #include "daemon/sources/nats/nats.hpp"
 #include "daemon/store/store.hpp"
 #include "daemon/transport/transport.hpp"
@@ -175,6 +176,9 @@ int serve(const std::string& config_path) {
     };
   }
   api::Api api(aopts, **store, ingestor, clock, metrics, [&dispatcher] { dispatcher.wake(); });
+  // Scheduled drills, missed notification deadlines, effectiveness gauges.
+  report::Background background(**store, clock, metrics, [&dispatcher] { dispatcher.wake(); });
+  background.start();
 
   http::ServerOptions hopts;
   hopts.host = cfg.server.host;
@@ -185,6 +189,7 @@ int serve(const std::string& config_path) {
   auto port = server.start();
   if (!port) {
     spdlog::critical("{}", port.error().message);
+    background.stop();
     dispatcher.stop();
     return 1;
   }
@@ -223,6 +228,7 @@ int serve(const std::string& config_path) {
     nats->stop();
   }
   server.stop(Millis{5'000});
+  background.stop();
   dispatcher.stop(Millis{5'000});
   (*store)->stop();
   spdlog::info("stopped");

@@ -18,6 +18,7 @@
 #include "channels/registry.hpp"
 #include "daemon/core/ack_link.hpp"
 #include "daemon/core/crypto.hpp"
+#include "daemon/obligation/obligation.hpp"
 #include "daemon/render/renderer.hpp"
 #include "daemon/schedule/scheduler.hpp"
 #include "daemon/store/store.hpp"
@@ -175,7 +176,8 @@ struct Dispatcher::Impl {
       Client client;
       std::optional<Contact> contact;
       std::optional<Endpoint> endpoint;
-      render::TemplateSet templates;  // the client's and everyone's stored templates
+      render::TemplateSet templates;             // the client's and everyone's stored templates
+      std::optional<obligation::Notice> notice;  // deadline reminders only
     };
     auto loaded = store.read<Loaded>([&m](store::Repo& r) -> Result<Loaded> {
       Loaded l;
@@ -218,6 +220,11 @@ struct Dispatcher::Impl {
         }
         l.endpoint = *e;
       }
+      auto notice = obligation::notice_for(r, m);
+      if (!notice) {
+        return notice.error();
+      }
+      l.notice = *notice;
       return l;
     });
     if (!loaded) {
@@ -259,6 +266,11 @@ struct Dispatcher::Impl {
     ctx.update_number = m.update_number;
     ctx.drill = e.drill || loaded->incident.drill;
     ctx.locale = loaded->client.locale;
+    if (const auto& n = loaded->notice) {
+      ctx.obligation = render::TemplateContext::Obligation{n->id,     n->description, n->kind,
+                                                           n->starts, n->started_at,  n->due_at,
+                                                           n->within, clock.now()};
+    }
     if (loaded->contact) {
       ctx.contact_name = loaded->contact->name;
       ctx.contact_role = m.role;

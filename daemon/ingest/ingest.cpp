@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 #include <set>
 
+#include "daemon/obligation/obligation.hpp"
 #include "daemon/plan/plan_json.hpp"
 #include "daemon/plan/planner.hpp"
 #include "daemon/schedule/scheduler.hpp"
@@ -332,6 +333,10 @@ Result<IngestResult> apply_event(store::Repo& repo, const Event& input, Timestam
         return inserted.error();
       }
       result.messages += *inserted ? 1 : 0;
+    }
+    // Notification deadlines this phase starts: their reminders are messages of their own.
+    if (auto started = obligation::on_event(repo, event, *contacts, now); !started) {
+      return started.error();
     }
     audit_data = nlohmann::json{{"event_id", event.event_id},
                                 {"incident", event.incident_id},

@@ -285,9 +285,9 @@ bool valid_name(std::string_view name) {
   return parse_template_name(name).ok();
 }
 
-constexpr std::string_view kContextRoots[] = {"client",         "incident", "phase",
-                                              "previous_phase", "event",    "contact",
-                                              "ack_url",        "update",   "drill"};
+constexpr std::string_view kContextRoots[] = {"client", "incident",  "phase",   "previous_phase",
+                                              "event",  "contact",   "ack_url", "update",
+                                              "drill",  "obligation"};
 
 bool is_locale(std::string_view s) {
   // [a-z]{2,3}(-[A-Za-z0-9]{2,8})*
@@ -676,7 +676,9 @@ Result<RenderedMessage> Renderer::render(const TemplateContext& ctx, std::string
     return template_error("client " + ctx.client_id + ": " + added.error().message);
   }
 
-  const std::string phase(to_string(ctx.phase));
+  // Deadline reminders have templates of their own, named like a phase: obligation.*.
+  const std::string phase(ctx.obligation ? std::string("obligation")
+                                         : std::string(to_string(ctx.phase)));
   for (std::string_view part : parts) {
     const std::string suffix = std::string(channel) + "." + std::string(part);
     Escape escape = channel == kChannelChat ? chat_escape(endpoint_type) : *escape_for(suffix);
@@ -790,7 +792,7 @@ Result<TemplateName> parse_template_name(std::string_view name) {
   if (pieces.size() < 3 || pieces.size() > 4) {
     return invalid();
   }
-  if (pieces[0] != "any" && !parse_phase(pieces[0]).has_value()) {
+  if (pieces[0] != "any" && pieces[0] != "obligation" && !parse_phase(pieces[0]).has_value()) {
     return invalid();
   }
   std::string channel_part = pieces[1] + "." + pieces[2];
@@ -1074,6 +1076,39 @@ std::string webhook_payload(const TemplateContext& ctx) {
   return payload.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
 }
 
+namespace {
+
+nlohmann::json obligation_json(const TemplateContext& ctx) {
+  if (!ctx.obligation) {
+    return {{"id", ""},
+            {"description", ""},
+            {"kind", ""},
+            {"is_reminder", false},
+            {"is_overdue", false},
+            {"starts", ""},
+            {"started_at", ""},
+            {"due_at", ""},
+            {"within", ""},
+            {"remaining", ""}};
+  }
+  const auto& o = *ctx.obligation;
+  Millis left = std::max(Millis{0}, std::chrono::duration_cast<Millis>(o.due_at - o.now));
+  // Whole minutes read better in a reminder than "3h59m59s999ms".
+  left = std::chrono::duration_cast<Millis>(std::chrono::ceil<std::chrono::minutes>(left));
+  return {{"id", o.id},
+          {"description", o.description},
+          {"kind", o.kind},
+          {"is_reminder", o.kind == "reminder"},
+          {"is_overdue", o.kind == "overdue"},
+          {"starts", std::string(phase_label(o.starts))},
+          {"started_at", format_rfc3339(o.started_at)},
+          {"due_at", format_rfc3339(o.due_at)},
+          {"within", format_duration(o.within)},
+          {"remaining", format_duration(left)}};
+}
+
+}  // namespace
+
 nlohmann::json context_json(const TemplateContext& ctx) {
   nlohmann::json phase = {{"id", to_string(ctx.phase)},
                           {"label", phase_label(ctx.phase)},
@@ -1103,6 +1138,7 @@ nlohmann::json context_json(const TemplateContext& ctx) {
       {"ack_url", ctx.ack_url},
       {"update", {{"number", std::to_string(ctx.update_number)}}},
       {"drill", ctx.drill},
+      {"obligation", obligation_json(ctx)},
   };
 }
 

@@ -33,6 +33,17 @@ struct TemplateContext {
   int update_number = 1;
   bool drill = false;
   std::string locale;  // the client's ("de", "de-AT"): NAME.de is preferred when it exists
+  // A notification-deadline reminder or overdue notice (docs/drills.md): written by the
+  // obligation.CHANNEL.PART templates, which see `obligation.*`.
+  struct Obligation {
+    std::string id, description;
+    std::string kind;  // "reminder" or "overdue"
+    Phase starts = Phase::identification;
+    Timestamp started_at{}, due_at{};
+    Millis within{0};
+    Timestamp now{};  // when it is written: `obligation.remaining` counts from here
+  };
+  std::optional<Obligation> obligation;
 };
 
 // A template stored through the API: a client's override, or everyone's when client_id is

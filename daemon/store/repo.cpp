@@ -529,7 +529,9 @@ Result<int64_t> Repo::cancel_superseded(const Event& event) {
                  "THEN 'cancelled: the incident moved to ' || ?4 "
                  "ELSE 'cancelled: superseded by event ' || ?3 END "
                  "WHERE client_id = ?1 AND incident_id = ?2 AND event_id != ?3 "
-                 "AND status IN ('scheduled', 'retrying')",
+                 "AND status IN ('scheduled', 'retrying') "
+                 // Deadline reminders run on their obligation's clock, not the phase's.
+                 "AND kind NOT IN ('reminder', 'overdue')",
                  [&](Statement& s) {
                    s.bind(1, event.client_id).bind(2, event.incident_id).bind(3, event.event_id);
                    s.bind(4, to_string(event.phase));

@@ -140,6 +140,8 @@ std::string audit_hash(const AuditRecord& record);
 class Repo {
  public:
   explicit Repo(Database& db) : db_(db) {}
+  // The connection, for modules that keep their own queries (drills, obligations, reports).
+  Database& database() { return db_; }
 
   // Clients. A deleted client is gone for the API, but its history stays.
   Result<std::optional<Client>> client(std::string_view id);
