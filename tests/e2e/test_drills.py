@@ -4,14 +4,17 @@ gaps; scheduled drills; effectiveness figures that keep drills apart."""
 
 import datetime
 import json
+import os
 import re
+import subprocess
 import unittest
 import urllib.error
 import urllib.parse
 import urllib.request
 import zoneinfo
 
-from harness import (SLOW, HeraldTestCase, closed_port, event, wait_for, whsec, write_config)
+from harness import (HERALD_BIN, SLOW, TOKENS, HeraldTestCase, closed_port, wait_for, whsec,
+                     write_config)
 
 SMS_PATH = "/2010-04-01/Accounts/ACtest/Messages.json"
 ACK_RE = re.compile(r"http://127\.0\.0\.1:(\d+)/ack/([A-Za-z0-9_]+)\?sig=([A-Za-z0-9_\-=%]+)")
@@ -261,6 +264,48 @@ class DrillTest(HeraldTestCase):
         self.assertEqual(h.request("DELETE", "/v1/clients/acme/drill-schedule", "admin").status,
                          204)
         self.assertEqual(h.request("GET", "/v1/clients/acme/drill-schedule", "admin").status, 404)
+
+    def cli(self, *args, token="all"):
+        env = {k: v for k, v in os.environ.items() if k not in ("HERALD_URL", "HERALD_TOKEN")}
+        env["HERALD_URL"] = f"http://127.0.0.1:{self.h.port}"
+        env["HERALD_TOKEN"] = TOKENS[token]
+        return subprocess.run([HERALD_BIN, *args], capture_output=True, text=True, env=env,
+                              timeout=60 * SLOW, stdin=subprocess.DEVNULL)
+
+    def test_cli_drill_run_and_report(self):
+        self.start()
+        p = self.cli("drill", "run", "acme", "--phase", "containment", "--severity", "critical",
+                     token="admin")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        m = re.match(r"drill (drl_[0-9a-f]+) started for acme \(containment at critical\): "
+                     r"5 message\(s\), incident (DRILL-[0-9a-f]+)\n", p.stdout)
+        self.assertIsNotNone(m, p.stdout)
+        drill_id, incident = m.groups()
+        self.h.wait_deliveries(5, client="acme", incident=incident)
+        p = self.cli("drill", "report", drill_id, token="audit")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertRegex(p.stdout, r"status:\s+finished")
+        self.assertRegex(p.stdout, r"people:\s+2 reached, 0 acknowledged, of 2")
+        rows = [line.split() for line in p.stdout.splitlines()]
+        self.assertIn(["dana", "Dana", "Lee", "sms", "delivered"], [r[:5] for r in rows])
+        self.assertIn(["siem", "webhook", "webhook", "delivered"], [r[:4] for r in rows])
+        self.assertIn('- no contact holds the role "hr" (rules contain-hr)', p.stdout)
+        self.assertIn("- contact lee, rule contain-people: cannot use sms (no phone number)",
+                      p.stdout)
+        p = self.cli("drill", "report", drill_id, "--json", token="audit")
+        self.assertEqual(json.loads(p.stdout)["drill"], drill_id)
+        p = self.cli("drill", "list", "acme", token="audit")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertIn(drill_id, p.stdout)
+        self.assertIn("passed", p.stdout)
+        p = self.cli("drill", "run", "acme", "--phase", "nope", "--severity", "high",
+                     token="admin")
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("invalid_phase", p.stderr)
+        p = self.cli("drill", "report", "drl_missing", token="audit")
+        self.assertEqual(p.returncode, 1)
+        p = self.cli("drill", "run", "acme", "--phase", "containment", token="admin")
+        self.assertEqual(p.returncode, 2)
 
 
 if __name__ == "__main__":
