@@ -155,22 +155,14 @@ struct NatsSource::Impl {
     int failures = 0;
     while (!stop_requested()) {
       set_state("connecting", "");
-      auto connected = subscribe();
-      if (connected) {
-        failures = 0;
-        set_state("subscribed", "");
-        metrics.add("herald_nats_connects_total", "");
-        spdlog::info("nats: consuming {} (stream {}, consumer {}) from {}", options.subject,
-                     options.stream, options.consumer, redacted(options.url));
-        auto ended = consume();
-        if (!ended && !stop_requested()) {
-          spdlog::warn("nats: {}; reconnecting", ended.error().message);
-          set_state("disconnected", ended.error().message);
+      // The thread's boundary: whatever escapes a session ends it, and the loop reconnects.
+      try {
+        if (session()) {
+          failures = 0;
         }
-      } else {
-        metrics.add("herald_nats_connect_failures_total", "");
-        spdlog::warn("nats: {}", connected.error().message);
-        set_state("disconnected", connected.error().message);
+      } catch (const std::exception& e) {
+        spdlog::error("nats: unexpected failure: {}; reconnecting", e.what());
+        set_state("disconnected", std::string("unexpected failure: ") + e.what());
       }
       teardown();
       if (stop_requested()) {
@@ -187,6 +179,28 @@ struct NatsSource::Impl {
     }
     teardown();
     set_state("stopped", "");
+  }
+
+  // One connection's life: subscribe, then consume until the connection ends or Herald stops.
+  // True when it got as far as subscribing.
+  bool session() {
+    auto connected = subscribe();
+    if (!connected) {
+      metrics.add("herald_nats_connect_failures_total", "");
+      spdlog::warn("nats: {}", connected.error().message);
+      set_state("disconnected", connected.error().message);
+      return false;
+    }
+    set_state("subscribed", "");
+    metrics.add("herald_nats_connects_total", "");
+    spdlog::info("nats: consuming {} (stream {}, consumer {}) from {}", options.subject,
+                 options.stream, options.consumer, redacted(options.url));
+    auto ended = consume();
+    if (!ended && !stop_requested()) {
+      spdlog::warn("nats: {}; reconnecting", ended.error().message);
+      set_state("disconnected", ended.error().message);
+    }
+    return true;
   }
 
   void teardown() {
@@ -429,20 +443,26 @@ struct NatsSource::Impl {
         item.ref = options.stream + ":?";
       }
     }
-    // Every event of the batch is queued before any is awaited, so they share group commits.
-    {
-      std::lock_guard lock(wait.mutex);
-      wait.pending = items.size();
+    // Parsed first: once an event is queued, its callback refers to `items` and `wait`, so
+    // nothing that can throw comes between queueing and waiting.
+    std::vector<std::optional<Event>> events(items.size());
+    for (size_t i = 0; i < items.size(); ++i) {
+      auto event = nats_event(items[i].data);
+      if (event) {
+        events[i] = std::move(*event);
+      } else {
+        items[i].rejected = event.error();
+      }
     }
-    for (auto& item : items) {
-      auto event = nats_event(item.data);
-      if (!event) {
-        item.rejected = event.error();
-        std::lock_guard lock(wait.mutex);
-        --wait.pending;
+    // Every event of the batch is queued before any is awaited, so they share group commits.
+    wait.pending = static_cast<size_t>(
+        std::count_if(events.begin(), events.end(), [](const auto& e) { return e.has_value(); }));
+    for (size_t i = 0; i < items.size(); ++i) {
+      if (!events[i]) {
         continue;
       }
-      ingestor.ingest(std::move(*event), [&item, &wait](Result<ingest::IngestResult> r) {
+      Item& item = items[i];
+      ingestor.ingest(std::move(*events[i]), [&item, &wait](Result<ingest::IngestResult> r) {
         std::lock_guard lock(wait.mutex);
         item.result.emplace(std::move(r));
         if (--wait.pending == 0) {
