@@ -370,11 +370,12 @@ Result<nlohmann::json> effectiveness(store::Repo& repo, const Period& p, Timesta
   };
   auto firsts = store::select_rows<PhaseRow>(
       db,
-      "SELECT e.phase, e.occurred_at, (SELECT MIN(m.delivered_at) FROM messages m WHERE "
-      "m.client_id = e.client_id AND m.event_id = e.event_id AND m.kind = 'notify') "
-      "FROM events e JOIN incidents i ON i.client_id = e.client_id AND i.id = e.incident_id "
-      "WHERE e.applied = 1 AND e.drill = 0 AND i.drill = 0 AND (?1 IS NULL OR e.client_id = ?1) "
-      "AND (?2 IS NULL OR e.occurred_at >= ?2) AND (?3 IS NULL OR e.occurred_at < ?3)",
+      "SELECT e.phase, e.occurred_at, MIN(m.delivered_at) FROM events e JOIN incidents i ON "
+      "i.client_id = e.client_id AND i.id = e.incident_id LEFT JOIN messages m ON m.client_id = "
+      "e.client_id AND m.incident_id = e.incident_id AND m.event_id = e.event_id AND m.kind = "
+      "'notify' WHERE e.applied = 1 AND e.drill = 0 AND i.drill = 0 AND (?1 IS NULL OR "
+      "e.client_id = ?1) AND (?2 IS NULL OR e.occurred_at >= ?2) AND (?3 IS NULL OR "
+      "e.occurred_at < ?3) GROUP BY e.client_id, e.event_id",
       bind_period, [](store::Statement& s) {
         return PhaseRow{s.text(0), s.integer(1), s.optional_integer(2)};
       });
