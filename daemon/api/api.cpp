@@ -243,18 +243,23 @@ std::string render_metrics(Services& s) {
 }
 
 struct Api::Impl {
+  Impl(ApiOptions o, store::Store& store, ingest::Ingestor& ingestor, const Clock& clock,
+       Metrics& metrics, std::function<void()> wake)
+      : options(std::move(o)),
+        services{store,           ingestor,        clock,           metrics,
+                 std::move(wake), options.public_url, options.version, options.ack_key,
+                 options.sources, tokens} {}
   ApiOptions options;
+  TokenRegistry tokens;
   Services services;
   std::vector<Route> routes;
 };
 
 Api::Api(ApiOptions options, store::Store& store, ingest::Ingestor& ingestor, const Clock& clock,
          Metrics& metrics_registry, std::function<void()> wake_dispatcher)
-    : impl_(std::make_unique<Impl>(
-          Impl{options,
-               Services{store, ingestor, clock, metrics_registry, std::move(wake_dispatcher),
-                        options.public_url, options.version, options.ack_key, options.sources},
-               {}})) {
+    : impl_(std::make_unique<Impl>(std::move(options), store, ingestor, clock, metrics_registry,
+                                   std::move(wake_dispatcher))) {
+  (void)impl_->tokens.set_config(impl_->options.tokens);  // no stored tokens yet: cannot clash
   auto& m = metrics_registry;
   m.describe("herald_http_requests_total", "counter", "HTTP requests by route and status.");
   m.describe("herald_http_auth_failures_total", "counter",
@@ -317,10 +322,31 @@ Api::Api(ApiOptions options, store::Store& store, ingest::Ingestor& ingestor, co
             post_obligation_met),
       route("GET", "/v1/incidents/{incident}/report", Scope::audit, get_incident_report),
       route("GET", "/v1/reports/effectiveness", Scope::audit, get_effectiveness),
+      route("POST", "/v1/tokens", Scope::admin, post_token),
+      route("GET", "/v1/tokens", Scope::admin, list_tokens),
+      route("DELETE", "/v1/tokens/{name}", Scope::admin, delete_token),
   };
 }
 
 Api::~Api() = default;
+
+Status Api::load_stored_tokens() {
+  auto rows = impl_->services.store.read<std::vector<store::ApiToken>>(
+      [](store::Repo& r) { return r.api_tokens(); });
+  if (!rows) {
+    return rows.error();
+  }
+  std::vector<Token> tokens;
+  for (auto& row : *rows) {
+    tokens.push_back(Token{row.name, row.sha256, row.scopes, true, row.created_at, row.created_by,
+                           row.expires_at});
+  }
+  return impl_->tokens.set_stored(std::move(tokens));
+}
+
+Status Api::set_config_tokens(std::vector<Token> tokens) {
+  return impl_->tokens.set_config(std::move(tokens));
+}
 
 void Api::handle(http::Request&& request, http::Responder respond) {
   auto& s = impl_->services;
@@ -371,22 +397,21 @@ void Api::handle(http::Request&& request, http::Responder respond) {
   Call call{request, std::move(params), {}, {}};
   if (found->scope != Scope::none) {
     auto auth = request.header("authorization");
-    const Token* token = nullptr;
+    std::optional<Token> token;
+    auto now = s.clock.now();
     if (auth && auth->size() > 7 &&
         (auth->rfind("Bearer ", 0) == 0 || auth->rfind("bearer ", 0) == 0)) {
-      std::string digest = sha256_hex(auth->substr(7));
-      for (const auto& t : impl_->options.tokens) {
-        // Every token is compared, in constant time, so timing tells nothing of which matched.
-        if (constant_time_equal(digest, t.sha256)) {
-          token = &t;
-        }
-      }
+      token = impl_->tokens.find(sha256_hex(auth->substr(7)), now);
     }
-    if (!token) {
+    bool expired = token && token->expires_at && *token->expires_at <= now;
+    if (!token || expired) {
       s.metrics.add("herald_http_auth_failures_total", "code=\"401\"");
-      counted(error_response(
-          make_error(ErrorKind::unauthorized, "unauthorized",
-                     auth ? "unknown token" : "missing Authorization: Bearer TOKEN header")));
+      counted(
+          error_response(make_error(ErrorKind::unauthorized, "unauthorized",
+                                    expired ? fmt::format("token \"{}\" expired at {}", token->name,
+                                                          format_rfc3339(*token->expires_at))
+                                    : auth  ? "unknown token"
+                                            : "missing Authorization: Bearer TOKEN header")));
       return;
     }
     if (!allows(*token, found->scope)) {

@@ -2,12 +2,17 @@
 #pragma once
 
 #include <nlohmann/json.hpp>
+
+#include <map>
+#include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
 #include <vector>
 
 #include "daemon/api/api.hpp"
+
 #include "daemon/core/domain.hpp"
 #include "daemon/core/metrics.hpp"
 #include "daemon/core/result.hpp"
@@ -22,6 +27,29 @@ namespace herald::api {
 
 using nlohmann::json;
 
+// Every token the API accepts: the config file's and those made through POST /v1/tokens.
+// Thread-safe: sessions authenticate while SIGHUP or the tokens API change the set.
+class TokenRegistry {
+ public:
+  // The token whose SHA-256 is `digest` (every token compared in constant time), noting its
+  // use at `now`. An expired token is returned too: the caller says why it is refused.
+  std::optional<Token> find(std::string_view digest, Timestamp now);
+  std::vector<Token> all() const;
+  std::optional<Timestamp> last_used(const std::string& name) const;
+  bool is_config(std::string_view name) const;
+  // Refused (nothing changed) when a name would be both a config and a stored token's.
+  Status set_config(std::vector<Token> tokens);
+  Status set_stored(std::vector<Token> tokens);
+  void add_stored(Token token);
+  void remove_stored(std::string_view name);
+
+ private:
+  mutable std::mutex mutex_;
+  std::vector<Token> config_;
+  std::vector<Token> stored_;
+  std::map<std::string, Timestamp, std::less<>> last_used_;
+};
+
 struct Services {
   store::Store& store;
   ingest::Ingestor& ingestor;
@@ -32,6 +60,7 @@ struct Services {
   std::string version;
   std::string ack_key;
   std::function<std::vector<SourceState>()> sources;  // may be empty
+  TokenRegistry& tokens;
 };
 
 struct Call {
@@ -96,6 +125,10 @@ void render_template(Services& s, const Call& c, const http::Responder& respond)
 // The web console's static files (daemon/api/console.cpp): "/ui" and everything under "/ui/".
 bool is_console_path(std::string_view path);
 http::Response console_response(const http::Request& request);
+// API tokens (daemon/api/tokens.cpp)
+void post_token(Services& s, const Call& c, const http::Responder& respond);
+void list_tokens(Services& s, const Call& c, const http::Responder& respond);
+void delete_token(Services& s, const Call& c, const http::Responder& respond);
 
 // Drills, drill schedules, plan gaps, obligations (daemon/api/drills.cpp)
 void post_drill(Services& s, const Call& c, const http::Responder& respond);

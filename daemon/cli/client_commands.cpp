@@ -158,6 +158,9 @@ struct ClientCommands::Impl {
   int limit = 0;
   int page_size = kExportPage;
   bool all = false;
+  // tokens
+  std::vector<std::string> scopes;
+  std::string expires_at;
 
   CLI::App* leaf(CLI::App& parent, const std::string& name, const std::string& description,
                  Handler handler, bool with_json = true) {
@@ -846,6 +849,47 @@ struct ClientCommands::Impl {
     return kExitOk;
   }
 
+  // ---- tokens -----------------------------------------------------------------------------
+
+  int tokens_create(ApiClient& c) {
+    json body{{"name", name}, {"scopes", scopes}};
+    if (!expires_at.empty()) {
+      body["expires_at"] = expires_at;
+    }
+    auto r = c.call("POST", "/v1/tokens", &body);
+    if (!r) {
+      return report(r.error());
+    }
+    if (json_out) {
+      print_raw(*r);
+      return kExitOk;
+    }
+    // The token goes alone to standard output, so that `TOKEN=$(herald tokens create ...)`
+    // works; the rest is for the person at the terminal.
+    std::cerr << fmt::format("created token {} (scopes {}{}); it is shown only this once:\n",
+                             cell(r->body, "name"), cell(r->body, "scopes"),
+                             r->body.value("expires_at", json(nullptr)).is_string()
+                                 ? ", expires " + cell(r->body, "expires_at")
+                                 : std::string());
+    std::cout << cell(r->body, "token") << "\n";
+    return kExitOk;
+  }
+
+  int tokens_list(ApiClient& c) {
+    return get_and_show(c, "/v1/tokens", [](const json& b) {
+      Table t({{"NAME"}, {"SCOPES"}, {"SOURCE"}, {"CREATED"}, {"EXPIRES"}, {"LAST USED"}});
+      for (const auto& i : b.value("items", json::array())) {
+        std::string expires = cell(i, "expires_at");
+        if (i.value("expired", false)) {
+          expires += " (expired)";
+        }
+        t.add({cell(i, "name"), cell(i, "scopes"), cell(i, "source"), cell(i, "created_at"),
+               expires, cell(i, "last_used_at")});
+      }
+      print_table(t, "no tokens");
+    });
+  }
+
   int audit_verify(ApiClient& c) {
     auto r = c.call("GET", "/v1/audit/verify");
     if (!r) {
@@ -873,7 +917,7 @@ ClientCommands::ClientCommands(CLI::App& app, CLI::App& audit) : impl_(new Impl)
   };
   app.footer(
       "Client subcommands (event, clients, contacts, endpoints, plan, deliveries, incidents,\n"
-      "audit list/export/verify) talk to a running daemon: HERALD_URL (default\n"
+      "tokens, audit list/export/verify) talk to a running daemon: HERALD_URL (default\n"
       "http://127.0.0.1:8080) and HERALD_TOKEN. Exit codes: 0 ok, 1 API error, 2 usage error,\n"
       "3 cannot connect. Documentation: docs/cli.md.");
 
@@ -1051,6 +1095,37 @@ ClientCommands::ClientCommands(CLI::App& app, CLI::App& audit) : impl_(new Impl)
                        bind(&Impl::incidents_show));
   ishow->add_option("incident", m.incident, "the incident id")->required();
   ishow->add_option("--client", m.client, "the client the incident belongs to")->required();
+
+  // tokens
+  auto* tokens = m.group(app, "tokens",
+                         "Manage API tokens (scope admin). Tokens in the config file are listed\n"
+                         "too, but change only with the file (and a reload).");
+  auto* tcreate = m.leaf(*tokens, "create",
+                         "Make a token; prints it once (only its SHA-256 is kept).\n"
+                         "Example: TOKEN=$(herald tokens create siem-ingest --scope ingest)\n"
+                         "Example: herald tokens create auditor --scope audit \\\n"
+                         "           --expires-at 2027-06-30T00:00:00Z",
+                         bind(&Impl::tokens_create));
+  tcreate->add_option("name", m.name, "the token's name (recorded as the actor of its changes)")
+      ->required();
+  tcreate->add_option("--scope", m.scopes, "admin, audit or ingest (repeatable)")
+      ->required()
+      ->allow_extra_args(false)
+      ->check(CLI::IsMember({"admin", "audit", "ingest"}));
+  tcreate->add_option("--expires-at", m.expires_at,
+                      "RFC 3339 time after which it is refused (default: never)");
+  m.leaf(*tokens, "list",
+         "List the tokens: name, scopes, where defined, created, expiry, last use.\n"
+         "Never shows a token or its hash.\nExample: herald tokens list",
+         bind(&Impl::tokens_list));
+  m.leaf(*tokens, "delete",
+         "Revoke a token made through the API, at once.\nExample: herald tokens delete "
+         "siem-ingest",
+         [&m](ApiClient& c) {
+           return m.delete_and_say(c, "/v1/tokens/" + url_escape(m.name), "token " + m.name);
+         })
+      ->add_option("name", m.name, "the token's name")
+      ->required();
 
   // audit list / export / verify (online)
   auto* alist = m.leaf(audit, "list",

@@ -48,6 +48,18 @@ channels::ChannelSettings channel_settings(const config::Config& c) {
   return s;
 }
 
+std::vector<api::Token> api_tokens(const config::Config& c) {
+  std::vector<api::Token> out;
+  for (const auto& t : c.tokens) {
+    api::Token token;
+    token.name = t.name;
+    token.sha256 = t.sha256;
+    token.scopes = t.scopes;
+    out.push_back(std::move(token));
+  }
+  return out;
+}
+
 // Blocks SIGTERM and SIGINT in every thread (threads inherit the mask), so the main thread
 // alone receives them, synchronously, through sigtimedwait.
 sigset_t block_stop_signals() {
@@ -162,9 +174,7 @@ int serve(const std::string& config_path) {
     nats = std::make_unique<sources::NatsSource>(nopts, **store, ingestor, clock, metrics);
   }
   api::ApiOptions aopts;
-  for (const auto& t : cfg.tokens) {
-    aopts.tokens.push_back(api::Token{t.name, t.sha256, t.scopes});
-  }
+  aopts.tokens = api_tokens(cfg);
   aopts.public_url = cfg.server.public_url;
   aopts.version = HERALD_VERSION;
   aopts.ack_key = ack_key;
@@ -176,6 +186,11 @@ int serve(const std::string& config_path) {
     };
   }
   api::Api api(aopts, **store, ingestor, clock, metrics, [&dispatcher] { dispatcher.wake(); });
+  if (auto st = api.load_stored_tokens(); !st) {
+    spdlog::critical("tokens: {}", st.error().message);
+    dispatcher.stop();
+    return 1;
+  }
   // Scheduled drills, missed notification deadlines, effectiveness gauges.
   report::Background background(**store, clock, metrics, [&dispatcher] { dispatcher.wake(); });
   background.start();

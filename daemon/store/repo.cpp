@@ -972,6 +972,57 @@ Result<std::vector<EscalationRecord>> Repo::escalations(std::string_view client_
       [&](Statement& s) { s.bind(1, client_id).bind(2, incident_id); }, escalation_row);
 }
 
+// ---- API tokens ----------------------------------------------------------------------------
+
+Result<std::vector<ApiToken>> Repo::api_tokens() {
+  return query<ApiToken>(
+      db_,
+      "SELECT name, sha256, scopes, created_at, created_by, expires_at FROM api_tokens "
+      "ORDER BY name",
+      [](Statement&) {},
+      [](Statement& s) {
+        ApiToken t;
+        t.name = s.text(0);
+        t.sha256 = s.text(1);
+        t.scopes = from_json_array(s.text(2));
+        t.created_at = ts(s.integer(3));
+        t.created_by = s.text(4);
+        if (!s.is_null(5)) {
+          t.expires_at = ts(s.integer(5));
+        }
+        return t;
+      });
+}
+
+Result<bool> Repo::insert_api_token(const ApiToken& token) {
+  auto r =
+      execute(db_,
+              "INSERT INTO api_tokens (name, sha256, scopes, created_at, created_by, "
+              "expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT DO NOTHING",
+              [&](Statement& s) {
+                s.bind(1, token.name).bind(2, token.sha256).bind(3, to_json_array(token.scopes));
+                s.bind(4, ms(token.created_at)).bind(5, token.created_by);
+                if (token.expires_at) {
+                  s.bind(6, ms(*token.expires_at));
+                } else {
+                  s.bind_null(6);
+                }
+              });
+  if (!r) {
+    return r.error();
+  }
+  return *r > 0;
+}
+
+Result<bool> Repo::delete_api_token(std::string_view name) {
+  auto r = execute(db_, "DELETE FROM api_tokens WHERE name = ?1",
+                   [&](Statement& s) { s.bind(1, name); });
+  if (!r) {
+    return r.error();
+  }
+  return *r > 0;
+}
+
 // ---- meta and audit ------------------------------------------------------------------------
 
 Result<bool> Repo::insert_source_rejection(const SourceRejection& r) {

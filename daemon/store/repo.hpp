@@ -134,6 +134,16 @@ struct EscalationRecord {
   int messages = 0;
 };
 
+// An API token made through POST /v1/tokens: only its SHA-256 is stored.
+struct ApiToken {
+  std::string name;
+  std::string sha256;  // lowercase hex
+  std::vector<std::string> scopes;
+  Timestamp created_at{};
+  std::string created_by;
+  std::optional<Timestamp> expires_at;
+};
+
 // The hash of an audit record given the previous record's hash.
 std::string audit_hash(const AuditRecord& record);
 
@@ -250,6 +260,11 @@ class Repo {
   // Oldest first, after id `after_id`.
   Result<std::vector<SourceRejection>> source_rejections(std::string_view source, int64_t after_id,
                                                          int limit);
+  // API tokens (schema/006_api_tokens.sql). insert_api_token: false when the name is taken.
+  Result<std::vector<ApiToken>> api_tokens();
+  Result<bool> insert_api_token(const ApiToken& token);
+  // True when a token of that name existed.
+  Result<bool> delete_api_token(std::string_view name);
 
   Result<std::optional<std::string>> meta(std::string_view key);
   Status set_meta(std::string_view key, std::string_view value);
