@@ -5,23 +5,37 @@
 
 namespace herald::channels {
 
-ChannelRegistry::ChannelRegistry(const ChannelSettings& settings) {
+ChannelRegistry::ChannelRegistry(const ChannelSettings& settings) : entries_(build(settings)) {}
+
+std::vector<ChannelRegistry::Entry> ChannelRegistry::build(const ChannelSettings& settings) {
+  std::vector<Entry> entries;
   if (settings.smtp) {
-    entries_.push_back({"email", "", std::make_unique<EmailChannel>(*settings.smtp)});
+    entries.push_back({"email", "", std::make_unique<EmailChannel>(*settings.smtp)});
   }
   if (settings.sms) {
-    entries_.push_back({"sms", "", std::make_unique<SmsChannel>(*settings.sms)});
+    entries.push_back({"sms", "", std::make_unique<SmsChannel>(*settings.sms)});
   }
   for (const char* type : {"slack", "teams", "mattermost", "discord", "googlechat"}) {
-    entries_.push_back({"chat", type, make_chat_channel(type)});
+    entries.push_back({"chat", type, make_chat_channel(type)});
   }
-  entries_.push_back({"webhook", "", std::make_unique<WebhookChannel>()});
+  entries.push_back({"webhook", "", std::make_unique<WebhookChannel>()});
+  return entries;
+}
+
+void ChannelRegistry::reconfigure(const ChannelSettings& settings) {
+  auto fresh = build(settings);
+  std::lock_guard lock(mutex_);
+  for (auto& e : entries_) {
+    retired_.push_back(std::move(e));
+  }
+  entries_ = std::move(fresh);
 }
 
 ChannelRegistry::~ChannelRegistry() = default;
 
 const Channel* ChannelRegistry::find(std::string_view channel,
                                      std::string_view endpoint_type) const {
+  std::lock_guard lock(mutex_);
   for (const Entry& e : entries_) {
     if (e.channel == channel && (e.endpoint_type.empty() || e.endpoint_type == endpoint_type)) {
       return e.impl.get();

@@ -4,7 +4,8 @@
 Every POST (any path) is appended to the --out file as one JSON line:
 {"method", "path", "headers": {lower-cased}, "body", "received_at"}, and answered with
 --status; the first --fail-first requests of each path get --fail-status instead (with
-Retry-After when --retry-after is given). GET / lists what arrived. Runs until SIGTERM.
+Retry-After when --retry-after is given); --delay holds every answer back that many seconds
+(after the request is recorded), to keep a sender's attempt in flight. GET / lists what arrived. Runs until SIGTERM.
 Standard library only.
 """
 
@@ -66,6 +67,8 @@ def make_handler(state):
                 extra = {"Retry-After": str(args.retry_after)} if args.retry_after is not None else {}
             else:
                 status, extra = args.status, {}
+            if args.delay > 0:
+                time.sleep(args.delay)
             print(f"{self.command} {self.path} {len(body)} bytes -> {status}", flush=True)
             answer = b"" if status in (204, 304) else (b"ok" if status < 300 else b"failed")
             self._answer(status, answer, extra=extra)
@@ -95,6 +98,8 @@ def main():
     parser.add_argument("--fail-first", type=int, default=0,
                         help="the first N requests of each path get --fail-status")
     parser.add_argument("--fail-status", type=int, default=503)
+    parser.add_argument("--delay", type=float, default=0,
+                        help="seconds to wait before answering each request")
     parser.add_argument("--retry-after", type=int, default=None,
                         help="Retry-After seconds sent with failures")
     args = parser.parse_args()

@@ -16,6 +16,7 @@
 #include "daemon/core/ack_link.hpp"
 #include "daemon/dispatch/dispatcher.hpp"
 #include "daemon/ingest/ingest.hpp"
+#include "daemon/log/log.hpp"
 #include "daemon/render/renderer.hpp"
 #include "daemon/report/report.hpp"
 #include "daemon/sources/nats/nats.hpp"
@@ -60,15 +61,90 @@ std::vector<api::Token> api_tokens(const config::Config& c) {
   return out;
 }
 
-// Blocks SIGTERM and SIGINT in every thread (threads inherit the mask), so the main thread
-// alone receives them, synchronously, through sigtimedwait.
-sigset_t block_stop_signals() {
+log::Settings log_settings(const config::LogConfig& c) {
+  return log::Settings{c.level, c.format, c.sink};
+}
+
+// Blocks SIGTERM, SIGINT and SIGHUP in every thread (threads inherit the mask), so the main
+// thread alone receives them, synchronously, through sigtimedwait.
+sigset_t block_signals() {
   sigset_t set;
   sigemptyset(&set);
   sigaddset(&set, SIGTERM);
   sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
   return set;
+}
+
+// The settings a reload cannot change, by name, where the new file differs from the running one.
+std::vector<std::string> restart_only_changes(const config::Config& a, const config::Config& b) {
+  std::vector<std::string> out;
+  auto differs = [&out](bool changed, const char* name) {
+    if (changed) {
+      out.emplace_back(name);
+    }
+  };
+  differs(a.server.host != b.server.host || a.server.port != b.server.port, "server.listen");
+  differs(a.server.public_url != b.server.public_url, "server.public_url");
+  differs(a.storage.database != b.storage.database, "storage.database");
+  differs(a.network.allow_private != b.network.allow_private, "network.allow_private");
+  differs(
+      a.nats.has_value() != b.nats.has_value() ||
+          (a.nats && (a.nats->url != b.nats->url || a.nats->stream != b.nats->stream ||
+                      a.nats->subject != b.nats->subject || a.nats->consumer != b.nats->consumer)),
+      "nats");
+  const auto& x = a.delivery;
+  const auto& y = b.delivery;
+  differs(x.concurrency != y.concurrency || x.attempt_timeout != y.attempt_timeout ||
+              x.retry_horizon != y.retry_horizon || x.max_backoff != y.max_backoff ||
+              x.destination_concurrency != y.destination_concurrency ||
+              x.breaker_threshold != y.breaker_threshold ||
+              x.breaker_cool_down != y.breaker_cool_down ||
+              x.breaker_max_cool_down != y.breaker_max_cool_down || x.rate_limits != y.rate_limits,
+          "delivery");
+  return out;
+}
+
+// SIGHUP: the new file's tokens, [smtp], [sms] and [log] take effect, all or nothing. Attempts
+// in flight finish with the settings they started with; nothing queued is touched.
+void reload(const std::string& path, config::Config& running, api::Api& api,
+            channels::ChannelRegistry& channels) {
+  sd_notify(0, "RELOADING=1");
+  auto loaded = config::load_config_file(path);
+  if (!loaded) {
+    spdlog::error("reload refused, the running configuration stays in force: {}",
+                  loaded.error().message);
+    sd_notify(0, "READY=1\nSTATUS=reload refused: see the log");
+    return;
+  }
+  config::Config& next = *loaded;
+  if (auto st = api.set_config_tokens(api_tokens(next)); !st) {
+    spdlog::error("reload refused, the running configuration stays in force: {}: {}", path,
+                  st.error().message);
+    sd_notify(0, "READY=1\nSTATUS=reload refused: see the log");
+    return;
+  }
+  channels.reconfigure(channel_settings(next));
+  if (auto st = log::configure(log_settings(next.log)); !st) {
+    spdlog::error("log settings: {}", st.error().message);  // checked by the parser: unexpected
+  }
+  auto pending = restart_only_changes(running, next);
+  if (!pending.empty()) {
+    spdlog::warn("reload: {} changed in {}: these apply only after a restart",
+                 fmt::join(pending, ", "), path);
+  }
+  // What a restart would apply stays as it runs, so the next reload compares against it.
+  next.server = running.server;
+  next.storage = running.storage;
+  next.network = running.network;
+  next.nats = running.nats;
+  next.delivery = running.delivery;
+  running = std::move(next);
+  spdlog::info("reloaded {}: {} token(s), email {}, sms {}, log level {}, format {}, sink {}", path,
+               running.tokens.size(), running.smtp ? "on" : "off", running.sms ? "on" : "off",
+               running.log.level, running.log.format, log::current_sink());
+  sd_notify(0, "READY=1\nSTATUS=configuration reloaded");
 }
 
 }  // namespace
@@ -79,10 +155,13 @@ int serve(const std::string& config_path) {
     std::cerr << "herald: " << loaded.error().message << "\n";
     return 1;
   }
-  const config::Config& cfg = *loaded;
-  spdlog::set_level(spdlog::level::from_str(cfg.log.level));
-  spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%eZ %^%l%$ %v", spdlog::pattern_time_type::utc);
-  sigset_t stop_signals = block_stop_signals();
+  config::Config running = *loaded;
+  const config::Config& cfg = running;
+  if (auto st = log::configure(log_settings(cfg.log)); !st) {
+    std::cerr << "herald: " << st.error().message << "\n";
+    return 1;
+  }
+  sigset_t signals = block_signals();
   curl_global_init(CURL_GLOBAL_DEFAULT);
 
   auto parent = std::filesystem::path(cfg.storage.database).parent_path();
@@ -227,10 +306,14 @@ int serve(const std::string& config_path) {
     timeout.tv_nsec = static_cast<long>(
         std::chrono::duration_cast<std::chrono::nanoseconds>(tick % std::chrono::seconds(1))
             .count());
-    int sig = sigtimedwait(&stop_signals, nullptr, &timeout);
+    int sig = sigtimedwait(&signals, nullptr, &timeout);
     if (sig == SIGTERM || sig == SIGINT) {
       spdlog::info("received {}: stopping", sig == SIGTERM ? "SIGTERM" : "SIGINT");
       break;
+    }
+    if (sig == SIGHUP) {
+      spdlog::info("received SIGHUP: reloading {}", config_path);
+      reload(config_path, running, api, channels);
     }
     if (watchdog) {
       sd_notify(0, "WATCHDOG=1");

@@ -12,6 +12,7 @@
 #include <cstring>
 #include <fstream>
 #include <initializer_list>
+#include <span>
 #include <sstream>
 #include <tuple>
 
@@ -20,6 +21,8 @@ namespace {
 
 constexpr std::string_view kScopes[] = {"admin", "audit", "ingest"};
 constexpr std::string_view kLogLevels[] = {"trace", "debug", "info", "warn", "error"};
+constexpr std::string_view kLogFormats[] = {"text", "json"};
+constexpr std::string_view kLogSinks[] = {"auto", "stderr", "journal"};
 constexpr int kMaxConcurrency = 1024;
 
 std::string_view type_name(toml::node_type type) {
@@ -634,13 +637,22 @@ void read_log(Reader& r, const toml::table& root, LogConfig& out) {
   if (t == nullptr) {
     return;
   }
-  r.check_keys(*t, "log", {"level"});
-  if (auto v = r.string(*t, "log", "level")) {
-    if (!one_of(*v, kLogLevels)) {
-      r.problem(t->get("level")->source(),
-                "log.level: expected one of " + join(kLogLevels) + ", got " + quoted(*v));
+  r.check_keys(*t, "log", {"level", "format", "sink"});
+  for (auto [key, field, allowed] :
+       {std::tuple{"level", &out.level, std::span<const std::string_view>(kLogLevels)},
+        std::tuple{"format", &out.format, std::span<const std::string_view>(kLogFormats)},
+        std::tuple{"sink", &out.sink, std::span<const std::string_view>(kLogSinks)}}) {
+    if (auto v = r.string(*t, "log", key)) {
+      if (std::find(allowed.begin(), allowed.end(), *v) == allowed.end()) {
+        std::string names;
+        for (auto a : allowed) {
+          names += (names.empty() ? "" : ", ") + std::string(a);
+        }
+        r.problem(t->get(key)->source(),
+                  "log." + std::string(key) + ": expected one of " + names + ", got " + quoted(*v));
+      }
+      *field = *v;
     }
-    out.level = *v;
   }
 }
 

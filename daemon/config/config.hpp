@@ -77,7 +77,9 @@ struct DeliveryConfig {
 };
 
 struct LogConfig {
-  std::string level = "info";  // trace, debug, info, warn, error
+  std::string level = "info";   // trace, debug, info, warn, error
+  std::string format = "text";  // text, json (JSON lines)
+  std::string sink = "auto";    // auto (the journal under systemd, else stderr), stderr, journal
 };
 
 struct Config {

@@ -61,6 +61,8 @@ TEST(ConfigTest, EmptyFileGivesDefaults) {
   EXPECT_EQ(config->delivery.retry_horizon, Millis(24h));
   EXPECT_EQ(config->delivery.max_backoff, Millis(1h));
   EXPECT_EQ(config->log.level, "info");
+  EXPECT_EQ(config->log.format, "text");
+  EXPECT_EQ(config->log.sink, "auto");
 }
 
 TEST(ConfigTest, EveryKeyRead) {
@@ -86,6 +88,8 @@ retry_horizon = "2h"
 max_backoff = "5m"
 [log]
 level = "debug"
+format = "json"
+sink = "journal"
 [network]
 allow_private = ["10.0.0.0/8", "fd00::/8", "::1/128", "0.0.0.0/0"]
 )",
@@ -103,6 +107,8 @@ allow_private = ["10.0.0.0/8", "fd00::/8", "::1/128", "0.0.0.0/0"]
   EXPECT_EQ(config->delivery.retry_horizon, Millis(2h));
   EXPECT_EQ(config->delivery.max_backoff, Millis(5min));
   EXPECT_EQ(config->log.level, "debug");
+  EXPECT_EQ(config->log.format, "json");
+  EXPECT_EQ(config->log.sink, "journal");
   EXPECT_EQ(config->network.allow_private.size(), 4u);
 }
 
@@ -242,6 +248,10 @@ TEST(ConfigTest, BadConfigsNameFileLineAndKey) {
       {"bad log level", "[log]\nlevel = \"verbose\"\n",
        "herald.toml:2:9: log.level: expected one of trace, debug, info, warn, error, got "
        "\"verbose\""},
+      {"bad log format", "[log]\nformat = \"xml\"\n",
+       "herald.toml:2:10: log.format: expected one of text, json, got \"xml\""},
+      {"bad log sink", "[log]\nsink = \"syslog\"\n",
+       "herald.toml:2:8: log.sink: expected one of auto, stderr, journal, got \"syslog\""},
       {"syntax error", "[server]\nlisten = \"127.0.0.1:8080\"\nport = \n",
        "herald.toml:3:8: TOML syntax error: "},
   };

@@ -168,13 +168,14 @@ class WebhookReceiver:
     """tools/webhook_receiver.py: records every POST, answers as told."""
 
     def __init__(self, workdir, name="hooks", status=None, fail_first=None, fail_status=None,
-                 retry_after=None):
+                 retry_after=None, delay=None):
         self.out = os.path.join(workdir, name + ".jsonl")
         port_file = os.path.join(workdir, name + ".port")
         argv = [PYTHON, WEBHOOK_RECEIVER, "--port", "0", "--port-file", port_file,
                 "--out", self.out]
         for flag, value in (("--status", status), ("--fail-first", fail_first),
-                            ("--fail-status", fail_status), ("--retry-after", retry_after)):
+                            ("--fail-status", fail_status), ("--retry-after", retry_after),
+                            ("--delay", delay)):
             if value is not None:
                 argv += [flag, str(value)]
         self.child = Child(name, argv, os.path.join(workdir, name + ".log"))
