@@ -92,7 +92,8 @@ std::vector<std::string> restart_only_changes(const config::Config& a, const con
   differs(
       a.nats.has_value() != b.nats.has_value() ||
           (a.nats && (a.nats->url != b.nats->url || a.nats->stream != b.nats->stream ||
-                      a.nats->subject != b.nats->subject || a.nats->consumer != b.nats->consumer)),
+                      a.nats->subject != b.nats->subject || a.nats->consumer != b.nats->consumer ||
+                      a.nats->batch != b.nats->batch || a.nats->ack_wait != b.nats->ack_wait)),
       "nats");
   const auto& x = a.delivery;
   const auto& y = b.delivery;
