@@ -40,9 +40,13 @@ std::string action_of(const Message& m, const std::string& fallback_id,
       return m.attempts > 1 ? fmt::format("retried: delivered at attempt {}", m.attempts)
                             : "delivered";
     case MessageStatus::failed:
-      return fallback_id.empty() ? "failed for good: no other channel left for this recipient"
-                                 : fmt::format("failed for good: sent again by {} ({})",
-                                               fallback_channel, fallback_id);
+      if (!fallback_id.empty()) {
+        return fmt::format("failed for good: sent again by {} ({})", fallback_channel, fallback_id);
+      }
+      return m.contact_id.empty()
+                 ? "failed for good: rooms and webhooks have no other channel"
+                 : "failed for good: every channel of this recipient was already used for "
+                   "this update";
     case MessageStatus::retrying:
       return "retrying";
     case MessageStatus::cancelled:
