@@ -7,6 +7,7 @@
 #include "daemon/drill/drill.hpp"
 #include "daemon/obligation/obligation.hpp"
 #include "daemon/report/report.hpp"
+#include "daemon/store/query.hpp"
 #include "daemon/store/store.hpp"
 
 namespace herald::report {
@@ -34,7 +35,21 @@ struct Background::Impl {
     auto now = clock.now();
     std::vector<drill::DrillRecord> started;
     int overdue = 0;
-    Status st = store.write_sync([&](store::Repo& r) -> Status {
+    // A read first: most seconds nothing is due, and a write would cost a commit each time.
+    auto due = store.read<bool>([&](store::Repo& r) -> Result<bool> {
+      auto rows = store::select_rows<int64_t>(
+          r.database(),
+          "SELECT EXISTS (SELECT 1 FROM drill_schedules WHERE next_at <= ?1) OR EXISTS (SELECT 1 "
+          "FROM incident_obligations WHERE met_at IS NULL AND overdue_at IS NULL AND due_at <= "
+          "?1)",
+          [&](store::Statement& s) { s.bind(1, store::to_ms(now)); },
+          [](store::Statement& s) { return s.integer(0); });
+      if (!rows) {
+        return rows.error();
+      }
+      return !rows->empty() && (*rows)[0] != 0;
+    });
+    Status st = !due || !*due ? Status{} : store.write_sync([&](store::Repo& r) -> Status {
       auto d = drill::run_due_schedules(r, now);
       if (!d) {
         return d.error();
@@ -47,7 +62,9 @@ struct Background::Impl {
       overdue = *o;
       return {};
     });
-    if (!st) {
+    if (!due) {
+      spdlog::error("scheduled drills and deadlines: {}", due.error().message);
+    } else if (!st) {
       spdlog::error("scheduled drills and deadlines: {}", st.error().message);
     }
     for (const auto& d : started) {

@@ -7,6 +7,7 @@ import json
 import os
 import re
 import subprocess
+import time
 import unittest
 import urllib.error
 import urllib.parse
@@ -264,6 +265,22 @@ class DrillTest(HeraldTestCase):
         self.assertEqual(h.request("DELETE", "/v1/clients/acme/drill-schedule", "admin").status,
                          204)
         self.assertEqual(h.request("GET", "/v1/clients/acme/drill-schedule", "admin").status, 404)
+
+    def test_idle_background_writes_nothing(self):
+        # The daemon looks for due drill schedules and deadlines every second; when nothing is
+        # due it must not commit (each commit would be an fsync).
+        h = self.start()
+        h.ok("PUT", "/v1/clients/acme/drill-schedule", "admin",
+             {"every": "90d", "phase": "containment", "severity": "high"})
+
+        def commits():
+            m = re.search(r"^herald_store_commits_total (\S+)$",
+                          h.request("GET", "/metrics").body, re.M)
+            return float(m.group(1))
+
+        before = commits()
+        time.sleep(3)
+        self.assertEqual(commits(), before)
 
     def cli(self, *args, token="all"):
         env = {k: v for k, v in os.environ.items() if k not in ("HERALD_URL", "HERALD_TOKEN")}
