@@ -30,6 +30,8 @@ struct HttpRequest {
   // True for the client-supplied chat and webhook URLs; false for operator-configured providers.
   bool guard_destination = true;
   bool follow_redirects = false;
+  Millis timeout{
+      0};  // the whole attempt; 0: the transport's total_timeout (the dispatcher sets it)
 };
 
 enum class SmtpTls { opportunistic, required };
@@ -42,6 +44,7 @@ struct SmtpRequest {
   std::string mail_from;  // bare address for MAIL FROM
   std::vector<std::string> recipients;
   std::string payload;  // the complete RFC 5322 message, CRLF line endings
+  Millis timeout{0};    // the whole conversation; 0: the transport's total_timeout
 };
 
 using Request = std::variant<HttpRequest, SmtpRequest>;

@@ -220,8 +220,13 @@ int serve(const std::string& config_path) {
 
   dispatch::DispatcherOptions dopts;
   dopts.concurrency = cfg.delivery.concurrency;
-  dopts.max_backoff = cfg.delivery.max_backoff;
+  if (cfg.delivery.max_backoff > Millis{0}) {
+    dopts.max_backoff = cfg.delivery.max_backoff;
+  }
+  dopts.retry_schedule = cfg.delivery.retry_schedule;
   dopts.retry_horizon = cfg.delivery.retry_horizon;
+  dopts.timeouts = cfg.delivery.timeouts;
+  dopts.attempt_timeout = cfg.delivery.attempt_timeout;
   dopts.destination_concurrency = cfg.delivery.destination_concurrency;
   dopts.breaker.failure_threshold = cfg.delivery.breaker_threshold;
   dopts.breaker.cool_down = cfg.delivery.breaker_cool_down;

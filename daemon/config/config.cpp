@@ -571,10 +571,10 @@ void read_delivery(Reader& r, const toml::table& root, DeliveryConfig& out) {
   if (t == nullptr) {
     return;
   }
-  r.check_keys(
-      *t, "delivery",
-      {"concurrency", "attempt_timeout", "retry_horizon", "max_backoff", "destination_concurrency",
-       "breaker_threshold", "breaker_cool_down", "breaker_max_cool_down", "rate_limits"});
+  r.check_keys(*t, "delivery",
+               {"concurrency", "attempt_timeout", "timeouts", "retry_horizon", "retry_schedule",
+                "max_backoff", "destination_concurrency", "breaker_threshold", "breaker_cool_down",
+                "breaker_max_cool_down", "rate_limits"});
   for (auto [key, field, max] :
        {std::tuple{"concurrency", &out.concurrency, kMaxConcurrency},
         std::tuple{"destination_concurrency", &out.destination_concurrency, kMaxConcurrency},
@@ -627,6 +627,60 @@ void read_delivery(Reader& r, const toml::table& root, DeliveryConfig& out) {
                                              quoted(*v));
       } else {
         *field = *d;
+      }
+    }
+  }
+  if (t->get("attempt_timeout") != nullptr) {
+    for (auto& [kind, timeout] : out.timeouts) {
+      timeout = out.attempt_timeout;
+    }
+  }
+  if (const toml::table* timeouts = r.table(*t, "delivery", "timeouts")) {
+    r.check_keys(
+        *timeouts, "delivery.timeouts",
+        {"slack", "teams", "mattermost", "discord", "googlechat", "webhook", "sms", "email"});
+    for (auto&& [key, node] : *timeouts) {
+      std::string kind(key.str());
+      auto v = r.string(*timeouts, "delivery.timeouts", kind);
+      if (!v) {
+        continue;
+      }
+      auto d = parse_duration(*v);
+      if (!d || d->count() <= 0) {
+        r.problem(node.source(), "delivery.timeouts." + kind +
+                                     ": expected a positive duration like \"10s\" or \"1m\", "
+                                     "got " +
+                                     quoted(*v));
+      } else {
+        out.timeouts[kind] = *d;
+      }
+    }
+  }
+  if (const toml::node* node = t->get("retry_schedule")) {
+    const char* expected = "an array of durations like [\"5s\", \"5m\", \"30m\", \"2h\"]";
+    if (!node->is_array() || node->as_array()->empty()) {
+      r.type_problem(*node, "delivery.retry_schedule", expected);
+    } else if (node->as_array()->size() > 100) {
+      r.problem(node->source(), "delivery.retry_schedule: at most 100 steps, got " +
+                                    std::to_string(node->as_array()->size()));
+    } else {
+      std::vector<Millis> steps;
+      for (const toml::node& item : *node->as_array()) {
+        if (!item.is_string()) {
+          r.type_problem(item, "delivery.retry_schedule", expected);
+          continue;
+        }
+        auto d = parse_duration(item.as_string()->get());
+        if (!d || d->count() <= 0) {
+          r.problem(item.source(),
+                    "delivery.retry_schedule: expected a positive duration like \"5m\", got " +
+                        quoted(item.as_string()->get()));
+          continue;
+        }
+        steps.push_back(*d);
+      }
+      if (steps.size() == node->as_array()->size()) {
+        out.retry_schedule = std::move(steps);
       }
     }
   }

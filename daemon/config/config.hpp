@@ -52,6 +52,15 @@ struct NetworkConfig {
   std::vector<std::string> allow_private;  // CIDRs, each checked by parse_cidr
 };
 
+// Per-provider limits on one attempt: chat webhooks answer in well under a second, Teams
+// Workflows (Power Automate) can take many seconds, SMTP is a whole conversation.
+inline std::map<std::string, Millis> default_timeouts() {
+  using std::chrono::seconds;
+  return {{"slack", seconds(10)},   {"teams", seconds(30)},      {"mattermost", seconds(10)},
+          {"discord", seconds(10)}, {"googlechat", seconds(10)}, {"webhook", seconds(15)},
+          {"sms", seconds(15)},     {"email", seconds(60)}};
+}
+
 struct NatsConfig {
   std::string url;
   std::string stream = "INCIDENTS";
@@ -64,9 +73,19 @@ struct NatsConfig {
 
 struct DeliveryConfig {
   int concurrency = 16;
+  // Set: the limit on one attempt for every kind [delivery.timeouts] does not name (how
+  // configurations written before per-kind timeouts keep their meaning). Unset: 30 s, only
+  // for what has no kind.
   Millis attempt_timeout{30'000};
-  Millis retry_horizon{std::chrono::hours(24)};
-  Millis max_backoff{std::chrono::hours(1)};
+  // The limit on one attempt by kind, resolved: per-provider defaults, then attempt_timeout
+  // when set, then [delivery.timeouts].
+  std::map<std::string, Millis> timeouts = default_timeouts();
+  Millis retry_horizon{std::chrono::hours(24)};  // counted from the first attempt
+  // The wait after the 1st, 2nd, ... failed attempt; the last step repeats (Standard Webhooks).
+  std::vector<Millis> retry_schedule = {std::chrono::seconds(5),  std::chrono::minutes(5),
+                                        std::chrono::minutes(30), std::chrono::hours(2),
+                                        std::chrono::hours(5),    std::chrono::hours(10)};
+  Millis max_backoff{0};            // when positive, caps every step of the schedule
   int destination_concurrency = 4;  // attempts in flight per endpoint (SMS, email: per server)
   int breaker_threshold = 5;        // consecutive retryable failures that pause a destination
   Millis breaker_cool_down{30'000};

@@ -165,6 +165,8 @@ struct Message {
   std::string kind = "notify";  // or "escalation"
   std::string fallback_of;      // the failed message this one replaces on another channel
   std::optional<Timestamp> acknowledged_at;
+  // When its first attempt was claimed: the retry horizon counts from here. Empty until then.
+  std::optional<Timestamp> first_attempt_at;
 };
 
 enum class AttemptOutcome { delivered, retryable, permanent };

@@ -26,11 +26,24 @@
 
 namespace herald::dispatch {
 
-Millis backoff(int attempt, const DispatcherOptions& options, double random01) {
-  double window = static_cast<double>(options.retry_base.count()) *
-                  std::pow(2.0, std::clamp(attempt - 1, 0, 40));
-  window = std::min(window, static_cast<double>(options.max_backoff.count()));
-  auto wait = Millis{static_cast<int64_t>(window * std::clamp(random01, 0.0, 1.0))};
+std::vector<Millis> default_retry_schedule() {
+  using std::chrono::hours;
+  using std::chrono::minutes;
+  using std::chrono::seconds;
+  return {seconds(5), minutes(5), minutes(30), hours(2), hours(5), hours(10)};
+}
+
+Millis retry_wait(int attempt, const DispatcherOptions& options, double random01) {
+  Millis step{5'000};
+  if (!options.retry_schedule.empty()) {
+    size_t i = static_cast<size_t>(std::max(attempt, 1) - 1);
+    step = options.retry_schedule[std::min(i, options.retry_schedule.size() - 1)];
+  }
+  if (options.max_backoff) {
+    step = std::min(step, *options.max_backoff);
+  }
+  double jitter = std::clamp(options.retry_jitter, 0.0, 1.0) * std::clamp(random01, 0.0, 1.0);
+  auto wait = Millis{static_cast<int64_t>(static_cast<double>(step.count()) * (1.0 - jitter))};
   return std::max(wait, options.min_backoff);
 }
 
@@ -49,19 +62,29 @@ Decision decide(const Message& message, const channels::Outcome& outcome, Timest
       d.last_error = outcome.detail;
       return d;
     case channels::Verdict::retryable: {
-      Millis wait = backoff(message.attempts, options, random01);
-      if (outcome.retry_after) {
-        wait = std::max(wait, *outcome.retry_after);
+      Millis wait = retry_wait(message.attempts, options, random01);
+      // Retry-After wins: the receiver said when it can take the message.
+      bool told = outcome.retry_after && *outcome.retry_after > wait;
+      if (told) {
+        wait = *outcome.retry_after;
       }
       Timestamp next = now + wait;
-      if (next > message.created_at + options.retry_horizon) {
+      Timestamp deadline =
+          message.first_attempt_at.value_or(message.created_at) + options.retry_horizon;
+      // A step that would overshoot the horizon is cut short: the last attempt is made at the
+      // horizon itself (unless Retry-After asks for later, or it would come at once).
+      if (next > deadline && !told && deadline - now >= options.min_backoff) {
+        next = deadline;
+      }
+      if (next > deadline) {
         d.status = MessageStatus::failed;
         d.send_at = message.send_at;
-        d.last_error =
-            fmt::format("gave up after {} attempts over {}: {}", message.attempts,
-                        format_duration(std::chrono::duration_cast<Millis>(
-                            std::chrono::floor<std::chrono::seconds>(now - message.created_at))),
-                        outcome.detail);
+        d.last_error = fmt::format(
+            "gave up after {} attempts over {}: {}", message.attempts,
+            format_duration(
+                std::chrono::duration_cast<Millis>(std::chrono::floor<std::chrono::seconds>(
+                    now - message.first_attempt_at.value_or(message.created_at)))),
+            outcome.detail);
         return d;
       }
       d.status = MessageStatus::retrying;
@@ -587,6 +610,11 @@ struct Dispatcher::Impl {
         held.emplace_back(m, *hold);
         continue;
       }
+      Millis timeout = options.attempt_timeout;
+      if (auto it = options.timeouts.find(flight.kind); it != options.timeouts.end()) {
+        timeout = it->second;
+      }
+      std::visit([timeout](auto& r) { r.timeout = timeout; }, request);
       {
         std::lock_guard lock(mutex);
         ++in_flight;

@@ -1,12 +1,15 @@
 // The dispatcher: claims due messages from the outbox, renders them, sends them concurrently
 // through the channels and the transport, and records every attempt. It alone decides on
-// retries (exponential backoff with full jitter, Retry-After honoured) and final failure.
+// retries (a schedule close to Standard Webhooks' with jitter, Retry-After honoured) and final
+// failure.
 #pragma once
 
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
+#include <vector>
 
 #include "channels/channel.hpp"
 #include "daemon/core/domain.hpp"
@@ -30,13 +33,23 @@ class Transport;
 
 namespace herald::dispatch {
 
+// Close to the Standard Webhooks schedule: after the first attempt (immediately) 5 s, 5 min,
+// 30 min, 2 h, 5 h, then every 10 h.
+std::vector<Millis> default_retry_schedule();
+
 struct DispatcherOptions {
-  int concurrency = 16;              // attempts in flight at once
-  Millis retry_base{5'000};          // the first retry waits up to this long
-  Millis max_backoff{3'600'000};     // no wait between attempts is longer
-  Millis retry_horizon{86'400'000};  // after this long since creation, a message fails
-  Millis min_backoff{500};           // full jitter may draw ~0: never retry sooner than this
-  Millis poll_interval{1'000};       // a safety net; new work wakes the dispatcher at once
+  int concurrency = 16;  // attempts in flight at once
+  // The wait after the first, second, ... failed attempt; the last step repeats.
+  std::vector<Millis> retry_schedule = default_retry_schedule();
+  double retry_jitter = 0.2;          // each wait is drawn from [1 - jitter, 1] x its step
+  std::optional<Millis> max_backoff;  // when set, no wait between attempts is longer
+  Millis retry_horizon{86'400'000};   // counted from the first attempt; then a message fails
+  Millis min_backoff{500};            // never retry sooner than this
+  // Per kind (slack, ..., webhook, sms, email): the limit on one attempt; others get
+  // attempt_timeout. Applied to each request, so a hung receiver holds one transport slot.
+  std::map<std::string, Millis> timeouts;
+  Millis attempt_timeout{30'000};
+  Millis poll_interval{1'000};  // a safety net; new work wakes the dispatcher at once
   // Per destination (DESIGN: one bad endpoint must never delay the others).
   BreakerOptions breaker;           // keyed by host:port
   int destination_concurrency = 4;  // in flight per endpoint (SMS, email: per server); 0: no limit
@@ -47,9 +60,9 @@ struct DispatcherOptions {
   std::string ack_key;      // signs them; people get no link when empty
 };
 
-// The wait before the next attempt after `attempt` failed: full jitter over an exponentially
-// growing window, random01 in [0, 1).
-Millis backoff(int attempt, const DispatcherOptions& options, double random01);
+// The wait before the next attempt after attempt number `attempt` failed: its schedule step
+// (capped by max_backoff), shortened by up to `retry_jitter` of it; random01 in [0, 1].
+Millis retry_wait(int attempt, const DispatcherOptions& options, double random01);
 
 struct Decision {
   MessageStatus status = MessageStatus::delivered;

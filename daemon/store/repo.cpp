@@ -174,7 +174,7 @@ StoredEvent event_row(Statement& s) {
 const std::string kMessageColumns =
     "id, event_id, client_id, incident_id, phase, rule_id, contact_id, endpoint_id, role, "
     "channel, status, attempts, update_number, created_at, send_at, delivered_at, last_error, seq, "
-    "repeat_ms, planned_at, quiet_hours, kind, acknowledged_at, fallback_of";
+    "repeat_ms, planned_at, quiet_hours, kind, acknowledged_at, fallback_of, first_attempt_at";
 
 Message message_row(Statement& s) {
   Message m;
@@ -207,6 +207,9 @@ Message message_row(Statement& s) {
     m.acknowledged_at = ts(*a);
   }
   m.fallback_of = s.text(23);
+  if (auto f = s.optional_integer(24)) {
+    m.first_attempt_at = ts(*f);
+  }
   return m;
 }
 
@@ -550,7 +553,8 @@ Result<int64_t> Repo::cancel_client(std::string_view client_id, std::string_view
 Result<std::vector<Message>> Repo::claim_due(Timestamp now, int limit) {
   return query<Message>(
       db_,
-      "UPDATE messages SET status = 'sending', attempts = attempts + 1 WHERE id IN ("
+      "UPDATE messages SET status = 'sending', attempts = attempts + 1, "
+      "first_attempt_at = COALESCE(first_attempt_at, ?1) WHERE id IN ("
       "SELECT id FROM messages INDEXED BY messages_due "
       "WHERE status IN ('scheduled', 'retrying') AND send_at <= ?1 "
       "ORDER BY send_at, seq LIMIT ?2) RETURNING " +
@@ -562,7 +566,9 @@ Status Repo::defer_claimed(std::string_view id, Timestamp send_at) {
   return as_status(execute(
       db_,
       "UPDATE messages SET status = CASE WHEN attempts > 1 THEN 'retrying' ELSE 'scheduled' END, "
-      "attempts = MAX(attempts - 1, 0), send_at = ?2 WHERE id = ?1 AND status = 'sending'",
+      "attempts = MAX(attempts - 1, 0), send_at = ?2, "
+      "first_attempt_at = CASE WHEN attempts > 1 THEN first_attempt_at END "
+      "WHERE id = ?1 AND status = 'sending'",
       [&](Statement& s) { s.bind(1, id).bind(2, ms(send_at)); }));
 }
 

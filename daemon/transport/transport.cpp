@@ -321,8 +321,13 @@ void Transport::Impl::configure(Transfer& t) {
   t.max_body = options.max_response_body;
   set(e, CURLOPT_NOSIGNAL, 1L);
   set(e, CURLOPT_ERRORBUFFER, t.error);
-  set(e, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(options.connect_timeout.count()));
-  set(e, CURLOPT_TIMEOUT_MS, static_cast<long>(options.total_timeout.count()));
+  Millis total = std::visit([](const auto& r) { return r.timeout; }, t.request);
+  if (total <= Millis{0}) {
+    total = options.total_timeout;
+  }
+  set(e, CURLOPT_CONNECTTIMEOUT_MS,
+      static_cast<long>(std::min(options.connect_timeout, total).count()));
+  set(e, CURLOPT_TIMEOUT_MS, static_cast<long>(total.count()));
   set(e, CURLOPT_WRITEFUNCTION, &on_body);
   set(e, CURLOPT_WRITEDATA, &t);
   set(e, CURLOPT_HEADERFUNCTION, &on_header);

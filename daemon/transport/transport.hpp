@@ -33,7 +33,7 @@ bool is_forbidden_destination(const sockaddr* addr, const std::vector<Cidr>& all
 struct TransportOptions {
   std::vector<std::string> allow_private;  // CIDRs like "127.0.0.0/8", "::1/128"
   Millis connect_timeout{10'000};
-  Millis total_timeout{30'000};
+  Millis total_timeout{30'000};          // for requests that carry no timeout of their own
   size_t max_response_body = 64 * 1024;  // longer bodies are truncated, not an error
   int max_in_flight = 64;                // further requests wait in a queue
 };

@@ -59,7 +59,7 @@ TEST(ConfigTest, EmptyFileGivesDefaults) {
   EXPECT_EQ(config->delivery.concurrency, 16);
   EXPECT_EQ(config->delivery.attempt_timeout, Millis(30'000));
   EXPECT_EQ(config->delivery.retry_horizon, Millis(24h));
-  EXPECT_EQ(config->delivery.max_backoff, Millis(1h));
+  EXPECT_EQ(config->delivery.max_backoff, Millis(0));  // none: the retry schedule decides
   EXPECT_EQ(config->log.level, "info");
   EXPECT_EQ(config->log.format, "text");
   EXPECT_EQ(config->log.sink, "auto");

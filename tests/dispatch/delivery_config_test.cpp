@@ -2,6 +2,8 @@
 // message for each mistake.
 #include <gtest/gtest.h>
 
+#include <chrono>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -45,6 +47,55 @@ rate_limits = { webhook = "20/s", teams = "4/s burst 4", sms = "none" }
                 {"slack", "1/s"}, {"sms", "none"}, {"teams", "4/s burst 4"}, {"webhook", "20/s"}}));
 }
 
+TEST(DeliveryConfig, RetryScheduleDefaultAndConfigured) {
+  using std::chrono::hours;
+  using std::chrono::minutes;
+  using std::chrono::seconds;
+  auto c = parse_config("", "h.toml", no_env());
+  ASSERT_TRUE(c) << c.error().message;
+  EXPECT_EQ(c->delivery.retry_schedule, (std::vector<Millis>{seconds(5), minutes(5), minutes(30),
+                                                             hours(2), hours(5), hours(10)}));
+  EXPECT_EQ(c->delivery.retry_horizon, hours(24));
+  EXPECT_EQ(c->delivery.max_backoff, Millis{0});  // no cap beyond the schedule's own steps
+  c = parse_config(
+      "[delivery]\nretry_schedule = [\"1s\", \"1m\"]\nmax_backoff = \"30s\"\n"
+      "retry_horizon = \"2h\"\n",
+      "h.toml", no_env());
+  ASSERT_TRUE(c) << c.error().message;
+  EXPECT_EQ(c->delivery.retry_schedule, (std::vector<Millis>{seconds(1), minutes(1)}));
+  EXPECT_EQ(c->delivery.max_backoff, seconds(30));
+  EXPECT_EQ(c->delivery.retry_horizon, hours(2));
+}
+
+TEST(DeliveryConfig, TimeoutsPerKind) {
+  using std::chrono::seconds;
+  auto c = parse_config("", "h.toml", no_env());
+  ASSERT_TRUE(c) << c.error().message;
+  EXPECT_EQ(c->delivery.timeouts, (std::map<std::string, Millis>{{"slack", seconds(10)},
+                                                                 {"teams", seconds(30)},
+                                                                 {"mattermost", seconds(10)},
+                                                                 {"discord", seconds(10)},
+                                                                 {"googlechat", seconds(10)},
+                                                                 {"webhook", seconds(15)},
+                                                                 {"sms", seconds(15)},
+                                                                 {"email", seconds(60)}}));
+  // [delivery.timeouts] replaces the kinds it names.
+  c = parse_config("[delivery.timeouts]\nwebhook = \"3s\"\nemail = \"2m\"\n", "h.toml", no_env());
+  ASSERT_TRUE(c) << c.error().message;
+  EXPECT_EQ(c->delivery.timeouts.at("webhook"), seconds(3));
+  EXPECT_EQ(c->delivery.timeouts.at("email"), seconds(120));
+  EXPECT_EQ(c->delivery.timeouts.at("slack"), seconds(10));
+  // A configuration written before per-kind timeouts: attempt_timeout still limits every
+  // kind, except those [delivery.timeouts] names.
+  c = parse_config("[delivery]\nattempt_timeout = \"8s\"\n[delivery.timeouts]\nsms = \"20s\"\n",
+                   "h.toml", no_env());
+  ASSERT_TRUE(c) << c.error().message;
+  EXPECT_EQ(c->delivery.attempt_timeout, seconds(8));
+  EXPECT_EQ(c->delivery.timeouts.at("webhook"), seconds(8));
+  EXPECT_EQ(c->delivery.timeouts.at("email"), seconds(8));
+  EXPECT_EQ(c->delivery.timeouts.at("sms"), seconds(20));
+}
+
 TEST(DeliveryConfig, Mistakes) {
   const std::vector<std::pair<std::string, std::string>> cases = {
       {"destination_concurrency = 0", "h.toml:2:27: delivery.destination_concurrency: expected 1"},
@@ -55,6 +106,19 @@ TEST(DeliveryConfig, Mistakes) {
        "delivery.rate_limits.slack: expected a rate like \"1/s\""},
       {"rate_limits = { slack = 1 }", "delivery.rate_limits.slack: expected a string"},
       {"rate_limits = \"1/s\"", "delivery.rate_limits: expected a table"},
+      {"retry_schedule = []", "delivery.retry_schedule: expected an array of durations"},
+      {"retry_schedule = \"5s\"", "delivery.retry_schedule: expected an array of durations"},
+      {"retry_schedule = [5]", "delivery.retry_schedule: expected an array of durations"},
+      {"retry_schedule = [\"5s\", \"soon\"]",
+       "h.toml:2:25: delivery.retry_schedule: expected a positive duration like \"5m\", got "
+       "\"soon\""},
+      {"retry_schedule = [\"0s\"]", "delivery.retry_schedule: expected a positive duration"},
+      {"max_backoff = \"never\"", "delivery.max_backoff: expected a positive duration"},
+      {"timeouts = { fax = \"1s\" }", "unknown key \"delivery.timeouts.fax\""},
+      {"timeouts = { webhook = \"quick\" }",
+       "delivery.timeouts.webhook: expected a positive duration like \"10s\""},
+      {"timeouts = { webhook = 10 }", "delivery.timeouts.webhook: expected a string"},
+      {"timeouts = \"10s\"", "delivery.timeouts: expected a table"},
   };
   for (const auto& [line, want] : cases) {
     auto c = parse_config("[delivery]\n" + line + "\n", "h.toml", no_env());

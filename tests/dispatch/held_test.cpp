@@ -50,17 +50,24 @@ TEST_F(HeldTest, DeferredClaimRestoresStatusAndAttempts) {
     auto ins = r.insert_message(m);
     return ins ? Status{} : Status(ins.error());
   }));
-  // Never tried: back to scheduled, zero attempts.
-  ASSERT_EQ(claim(10).size(), 1u);
+  // Never tried: back to scheduled, zero attempts, no first attempt (the retry horizon has
+  // not started).
+  auto first = claim(10);
+  ASSERT_EQ(first.size(), 1u);
+  EXPECT_EQ(first[0].first_attempt_at, at(10));
   ASSERT_TRUE(write([](Repo& r) { return r.defer_claimed("m1", at(40)); }));
   Message m = message("m1");
   EXPECT_EQ(m.status, MessageStatus::scheduled);
   EXPECT_EQ(m.attempts, 0);
   EXPECT_EQ(m.send_at, at(40));
+  EXPECT_FALSE(m.first_attempt_at.has_value());
   EXPECT_TRUE(claim(39).empty());
 
-  // Tried once and retrying: back to retrying with one attempt.
-  ASSERT_EQ(claim(40).size(), 1u);
+  // Tried once and retrying: back to retrying with one attempt; the first attempt's time
+  // stays.
+  first = claim(40);
+  ASSERT_EQ(first.size(), 1u);
+  EXPECT_EQ(first[0].first_attempt_at, at(40));
   ASSERT_TRUE(write([](Repo& r) {
     return r.finish_attempt("m1", MessageStatus::retrying, at(50), std::nullopt, "503");
   }));
@@ -72,6 +79,7 @@ TEST_F(HeldTest, DeferredClaimRestoresStatusAndAttempts) {
   EXPECT_EQ(m.status, MessageStatus::retrying);
   EXPECT_EQ(m.attempts, 1);
   EXPECT_EQ(m.send_at, at(80));
+  EXPECT_EQ(m.first_attempt_at, at(40));
 
   // Only a claimed message is put back: a finished one stays finished.
   ASSERT_EQ(claim(80).size(), 1u);

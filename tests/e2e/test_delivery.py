@@ -90,6 +90,98 @@ class DeliveryTest(HeraldTestCase):
         self.assertFalse([d for d in dead if d["status"] == "delivered"])
         print(f"\n8 healthy deliveries beside a hung endpoint: {took:.2f}s", flush=True)
 
+    def test_per_kind_timeout_fails_a_hung_attempt_while_others_go_on(self):
+        """[delivery.timeouts] webhook = "2s" beats attempt_timeout = "30s": the hung
+        receiver's attempt fails after about 2 s (one transport slot held meanwhile), a
+        refused connection fails at once, and the healthy endpoint is delivered at once."""
+        hung = self.hanging_port()
+        refused = closed_port()
+        self.mail = self.start_mail()
+        self.hooks = self.start_hooks()
+        config = write_config(self.workdir, self.mail.port, self.hooks.port,
+                              delivery=dict(FAST, attempt_timeout="30s", breaker_threshold=100),
+                              extra='[delivery.timeouts]\nwebhook = "2s"\n')
+        h = self.start_herald(config)
+        h.ok("PUT", "/v1/clients/acme", "admin", {"name": "Acme Corp"})
+        self.put_webhook(h, "dead", f"http://127.0.0.1:{hung}/hooks/dead")
+        self.put_webhook(h, "gone", f"http://127.0.0.1:{refused}/hooks/gone")
+        self.put_webhook(h, "siem", f"{self.hooks.base}/hooks/siem")
+        self.endpoints_plan(h, ["dead", "gone", "siem"])
+        self.post(h, event("evt-0"))
+
+        def by_endpoint():
+            items = {d["endpoint"]: d for d in h.deliveries(client="acme")}
+            if items.get("siem", {}).get("status") != "delivered":
+                return None
+            for name in ("dead", "gone"):
+                if items.get(name, {}).get("attempts", 0) < 1 or \
+                        items[name]["status"] == "sending":
+                    return None
+            return items
+
+        items = wait_for(by_endpoint, timeout=20 * SLOW, message="three first attempts")
+        logs = {name: h.ok("GET", f"/v1/deliveries/{d['id']}", "audit")["attempts_log"][0]
+                for name, d in items.items()}
+        print(f"\nattempt durations: " + ", ".join(f"{n} {a['duration_ms']} ms"
+                                                 for n, a in sorted(logs.items())), flush=True)
+        dead, gone, siem = logs["dead"], logs["gone"], logs["siem"]
+        self.assertEqual(dead["outcome"], "retryable", dead)
+        self.assertIn("timed out", dead["error"].lower(), dead)
+        self.assertGreaterEqual(dead["duration_ms"], 1900, dead)
+        self.assertLess(dead["duration_ms"], 2000 + 2000 * SLOW, dead)
+        self.assertEqual(gone["outcome"], "retryable", gone)
+        self.assertRegex(gone["error"], r"(?i)refused|couldn't connect", gone)
+        self.assertLess(gone["duration_ms"], 1000 * SLOW, gone)
+        self.assertEqual((siem["outcome"], siem["status_code"]), ("delivered", 200), siem)
+        # The healthy endpoint did not wait for the hung one.
+        delivered = parse_time(items["siem"]["delivered_at"])
+        self.assertLess(delivered, parse_time(dead["started_at"]) +
+                        datetime.timedelta(seconds=1.5), (items["siem"], dead))
+        self.assertEqual(items["dead"]["status"], "retrying", items["dead"])
+
+    def test_guard_refuses_loopback_spellings_outside_the_allow_list(self):
+        """allow_private = ["127.0.0.1/32"]: 127.0.0.2 in any spelling (dotted, decimal,
+        IPv4-mapped IPv6, hex) is refused at connect time, while 127.0.0.1 is delivered."""
+        trap = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        trap.bind(("127.0.0.2", 0))
+        trap.listen(16)
+        trap.setblocking(False)
+        self.addCleanup(trap.close)
+        port = trap.getsockname()[1]
+        self.mail = self.start_mail()
+        self.hooks = self.start_hooks()
+        config = write_config(self.workdir, self.mail.port, self.hooks.port, delivery=FAST)
+        with open(config) as f:
+            text = f.read().replace('allow_private = ["127.0.0.0/8"]',
+                                    'allow_private = ["127.0.0.1/32"]')
+        with open(config, "w") as f:
+            f.write(text)
+        h = self.start_herald(config)
+        h.ok("PUT", "/v1/clients/acme", "admin", {"name": "Acme Corp"})
+        spellings = {"dotted": f"http://127.0.0.2:{port}/h",
+                     "decimal": f"http://2130706434:{port}/h",
+                     "mapped": f"http://[::ffff:127.0.0.2]:{port}/h",
+                     "hex": f"http://0x7f000002:{port}/h"}
+        for name, url in spellings.items():
+            self.put_webhook(h, name, url)
+        self.put_webhook(h, "siem", f"{self.hooks.base}/hooks/siem")
+        self.endpoints_plan(h, list(spellings) + ["siem"])
+        self.post(h, event("evt-0"))
+        items = wait_for(lambda: (lambda d: d if len(d) == 5 and all(
+            x["status"] in ("delivered", "failed") for x in d) else None)(
+                h.deliveries(client="acme")), message="5 settled deliveries")
+        for d in items:
+            if d["endpoint"] == "siem":
+                self.assertEqual(d["status"], "delivered", d)
+                continue
+            self.assertEqual((d["status"], d["attempts"]), ("failed", 1), d)
+            self.assertRegex(d["last_error"],
+                             r"destination (127\.0\.0\.2|::ffff:127\.0\.0\.2) is a loopback "
+                             r"address; add it to \[network\] allow_private", d)
+        with self.assertRaises(BlockingIOError):
+            trap.accept()  # nothing ever connected
+        self.assertEqual(len(self.hooks.requests("/hooks/siem")), 1)
+
     def test_breaker_pauses_a_failing_destination(self):
         with_breaker = self.count_attempts(3, "with")
         without = self.count_attempts(1000, "without")

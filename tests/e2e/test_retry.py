@@ -8,6 +8,10 @@ from harness import SLOW, HeraldTestCase, event, wait_for, write_config
 FAST = {"max_backoff": "2s", "attempt_timeout": "10s"}
 
 
+def parse_time(text):
+    return datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
 class RetryTest(HeraldTestCase):
 
     def post(self, h, body):
@@ -38,6 +42,42 @@ class RetryTest(HeraldTestCase):
         # The message id is the idempotency key: identical on every retry.
         self.assertEqual({r["headers"]["webhook-id"] for r in requests}, {item["id"]})
         self.assertEqual(len({r["body"] for r in requests}), 1)
+
+    def test_default_schedule_retries_after_5s_across_a_restart(self):
+        """The default schedule (Standard Webhooks): the second attempt comes about 5 s after
+        the first, at the time stored with the message, even when herald restarts between."""
+        h = self.start_stack(hooks={"fail_first": 1, "fail_status": 503})
+        self.setup_acme(h, people=False, slack=False, webhook=True)
+        self.post(h, event("evt-1"))
+        [item] = wait_for(lambda: [d for d in h.deliveries(client="acme")
+                                   if d["status"] == "retrying"], message="the first 503")
+        first = h.ok("GET", f"/v1/deliveries/{item['id']}", "audit")
+        self.assertEqual([(a["number"], a["status_code"]) for a in first["attempts_log"]],
+                         [(1, 503)])
+        started1 = parse_time(first["attempts_log"][0]["started_at"])
+        due = parse_time(first["send_at"])
+        # 5 s less up to 20 % jitter, counted from when the answer was recorded.
+        self.assertGreaterEqual((due - started1).total_seconds(), 3.9, first)
+        self.assertLessEqual((due - started1).total_seconds(), 5.5, first)
+        [audit] = h.ok("GET", "/v1/audit?kind=delivery.attempt", "audit")["items"]
+        self.assertEqual(audit["data"]["next_attempt_at"], first["send_at"])
+
+        # Restart before it is due: the stored time is kept, neither reset nor hurried.
+        self.stop_herald(h)
+        h = self.herald = self.start_herald(self.config)
+        restarted = datetime.datetime.now(datetime.timezone.utc)
+        [done] = h.wait_deliveries(1, client="acme", timeout=30 * SLOW)
+        log = h.ok("GET", f"/v1/deliveries/{done['id']}", "audit")["attempts_log"]
+        self.assertEqual([(a["number"], a["outcome"], a["status_code"]) for a in log],
+                         [(1, "retryable", 503), (2, "delivered", 200)])
+        started2 = parse_time(log[1]["started_at"])
+        gap = (started2 - started1).total_seconds()
+        print(f"\nsecond attempt {gap:.2f}s after the first (restarted in between)", flush=True)
+        self.assertGreaterEqual(gap, 3.9, log)
+        self.assertGreaterEqual(started2, due, log)
+        # Sent when due (or at once, if the restart itself took longer than that).
+        self.assertLessEqual((started2 - max(due, restarted)).total_seconds(), 1.5 * SLOW, log)
+        self.assertEqual(len(self.hooks.requests("/hooks/siem")), 2)
 
     def test_permanent_400_then_manual_retry(self):
         h = self.start_stack(hooks={"status": 400}, delivery=FAST)
