@@ -75,8 +75,15 @@ Outcome SmsChannel::interpret(const Response& r) const {
   if (code != json.end() && code->is_number_integer()) {
     std::string text =
         message != json.end() && message->is_string() ? message->get<std::string>() : std::string();
-    out.detail = fmt::format("Twilio answered {} with error {}: {}", r.status_code,
-                             code->get<long long>(), body_excerpt(text));
+    long long twilio_code = code->get<long long>();
+    out.detail = fmt::format("Twilio answered {} with error {}: {}", r.status_code, twilio_code,
+                             body_excerpt(text));
+    // Errors that say "not now" rather than "never", whatever their HTTP status: 21611 (the
+    // sender's queue is full) and 20429 (too many requests). Every other 4xx is permanent.
+    if (out.verdict == Verdict::permanent && (twilio_code == 21611 || twilio_code == 20429)) {
+      out.verdict = Verdict::retryable;
+      out.retry_after = retry_after_of(r);
+    }
   }
   return out;
 }
