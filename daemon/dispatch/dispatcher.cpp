@@ -98,6 +98,9 @@ Decision decide(const Message& message, const channels::Outcome& outcome, Timest
 
 namespace {
 
+// How soon a write that failed to commit (outcomes, put-backs) is tried again.
+constexpr Millis kRewriteDelay{1'000};
+
 // A message on its way: everything needed to record its outcome.
 struct InFlight {
   Message message;
@@ -182,6 +185,16 @@ struct Dispatcher::Impl {
   std::map<std::string, int> destination_flights;
   // An endpoint that answered 429 with Retry-After gets nothing else before then.
   std::map<std::string, Timestamp> paused_until;
+  // Outcomes and put-backs whose commit failed (a full disk, a database locked by another
+  // process): written again every kRewriteDelay, so their messages do not stay `sending`
+  // until the next restart once the store takes writes again.
+  struct Unrecorded {
+    std::vector<Completion> done;
+    std::vector<std::pair<Attempt, Decision>> rows;
+  };
+  std::vector<Unrecorded> unrecorded;
+  std::vector<std::pair<Message, Hold>> undeferred;
+  Timestamp rewrite_at{};
 
   void notify() {
     {
@@ -462,8 +475,13 @@ struct Dispatcher::Impl {
       return {};
     });
     if (!st) {
-      // They stay `sending` and are sent after a restart: late, never lost.
-      spdlog::error("cannot put back {} held message(s): {}", held.size(), st.error().message);
+      // They stay `sending` (and are sent after a restart: late, never lost) until the put-back
+      // is written again and commits.
+      spdlog::error("cannot put back {} held message(s), trying again: {}", held.size(),
+                    st.error().message);
+      undeferred.insert(undeferred.end(), held.begin(), held.end());
+      rewrite_at = clock.now() + kRewriteDelay;
+      return;
     }
     for (const auto& [m, hold] : held) {
       metrics.add("herald_deferred_total", fmt::format("reason=\"{}\"", hold.reason));
@@ -501,6 +519,15 @@ struct Dispatcher::Impl {
       metrics.observe("herald_attempt_duration_seconds", fmt::format("channel=\"{}\"", channel),
                       static_cast<double>(c.duration.count()) / 1000.0);
     }
+    commit_outcomes(Unrecorded{std::move(done), std::move(rows)});
+    done.clear();
+  }
+
+  // Commits the outcomes with their audit records, or keeps them to be written again.
+  void commit_outcomes(Unrecorded pending) {
+    auto now = clock.now();
+    auto& done = pending.done;
+    auto& rows = pending.rows;
     std::vector<std::string> fallbacks;
     Status st = store.write_sync([&](store::Repo& r) -> Status {
       fallbacks.clear();
@@ -564,9 +591,14 @@ struct Dispatcher::Impl {
       return {};
     });
     if (!st) {
-      // The messages stay `sending` in the store and are resent after a restart; nothing is
-      // lost, at worst delivered twice with the same id.
-      spdlog::error("cannot record {} delivery outcomes: {}", done.size(), st.error().message);
+      // The messages stay `sending` in the store (and are resent after a restart: nothing is
+      // lost, at worst delivered twice with the same id) until this is written again and
+      // commits.
+      spdlog::error("cannot record {} delivery outcomes, trying again: {}", done.size(),
+                    st.error().message);
+      unrecorded.push_back(std::move(pending));
+      rewrite_at = now + kRewriteDelay;
+      return;
     }
     for (const auto& f : fallbacks) {
       spdlog::info("falling back: {}", f);
@@ -638,6 +670,21 @@ struct Dispatcher::Impl {
     record(unsent);
   }
 
+  // Writes again what a failed commit left unrecorded, once its delay has passed.
+  void rewrite_failed() {
+    if ((unrecorded.empty() && undeferred.empty()) || clock.now() < rewrite_at) {
+      return;
+    }
+    auto outcomes = std::move(unrecorded);
+    unrecorded.clear();
+    auto held = std::move(undeferred);
+    undeferred.clear();
+    for (auto& pending : outcomes) {
+      commit_outcomes(std::move(pending));
+    }
+    defer(held);
+  }
+
   bool stopping_now() {
     std::lock_guard lock(mutex);
     return stopping;
@@ -682,6 +729,7 @@ struct Dispatcher::Impl {
         }
       }
       record(done);
+      rewrite_failed();
 
       // A read first: claiming takes the writer, and most wake-ups find nothing due yet.
       auto next = store.read<std::optional<Timestamp>>([](store::Repo& r) { return r.next_due(); });
@@ -703,7 +751,9 @@ struct Dispatcher::Impl {
           return schedule::schedule_repeats(r, claimed, now);
         });
         if (!st) {
+          // Not committed: nothing was claimed, whatever the write had read.
           spdlog::error("cannot claim due messages: {}", st.error().message);
+          claimed.clear();
         }
         claimed_count = static_cast<int>(claimed.size());
         dispatch_claimed(claimed);
@@ -720,6 +770,9 @@ struct Dispatcher::Impl {
         auto until = **next - clock.now();
         wait =
             std::clamp(std::chrono::duration_cast<Millis>(until), Millis{0}, options.poll_interval);
+      }
+      if (!unrecorded.empty() || !undeferred.empty()) {
+        wait = std::min(wait, kRewriteDelay);
       }
       std::unique_lock lock(mutex);
       cv.wait_for(lock, wait, [&] { return woken || stopping || !completions.empty(); });
