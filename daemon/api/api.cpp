@@ -223,7 +223,7 @@ std::string render_metrics(Services& s) {
   auto now = s.clock.now();
   auto counts = s.store.read<std::vector<store::StatusCount>>(
       [](store::Repo& r) { return r.message_counts(); });
-  auto depth = s.store.read<int64_t>([now](store::Repo& r) { return r.queue_depth(now); });
+  auto due = s.store.read<store::DueQueue>([now](store::Repo& r) { return r.due_queue(now); });
   s.metrics.reset("herald_messages");
   if (counts) {
     for (const auto& c : *counts) {
@@ -233,8 +233,12 @@ std::string render_metrics(Services& s) {
                     static_cast<double>(c.count));
     }
   }
-  if (depth) {
-    s.metrics.set("herald_queue_depth", "", static_cast<double>(*depth));
+  if (due) {
+    s.metrics.set("herald_queue_depth", "", static_cast<double>(due->scheduled + due->retrying));
+    s.metrics.set("herald_queue_due", "status=\"scheduled\"", static_cast<double>(due->scheduled));
+    s.metrics.set("herald_queue_due", "status=\"retrying\"", static_cast<double>(due->retrying));
+    double age = due->oldest ? std::chrono::duration<double>(now - *due->oldest).count() : 0.0;
+    s.metrics.set("herald_oldest_due_seconds", "", std::max(age, 0.0));
   }
   s.metrics.set("herald_store_commits_total", "", static_cast<double>(s.store.commits()));
   s.metrics.set("herald_store_committed_writes_total", "",
@@ -245,10 +249,10 @@ std::string render_metrics(Services& s) {
 struct Api::Impl {
   Impl(ApiOptions o, store::Store& store, ingest::Ingestor& ingestor, const Clock& clock,
        Metrics& metrics, std::function<void()> wake)
-      : options(std::move(o)),
-        services{store,           ingestor,        clock,           metrics,
-                 std::move(wake), options.public_url, options.version, options.ack_key,
-                 options.sources, tokens} {}
+      : options(std::move(o)), services{store,           ingestor,        clock,
+                                        metrics,         std::move(wake), options.public_url,
+                                        options.version, options.ack_key, options.sources,
+                                        tokens} {}
   ApiOptions options;
   TokenRegistry tokens;
   Services services;
@@ -266,6 +270,10 @@ Api::Api(ApiOptions options, store::Store& store, ingest::Ingestor& ingestor, co
              "Requests refused for a missing or unknown token (401) or a missing scope (403).");
   m.describe("herald_messages", "gauge", "Messages by channel and status.");
   m.describe("herald_queue_depth", "gauge", "Messages due now and not yet sent.");
+  m.describe("herald_queue_due", "gauge",
+             "Messages due now and not yet sent, by status: scheduled (never tried) or retrying.");
+  m.describe("herald_oldest_due_seconds", "gauge",
+             "How long the longest-waiting due message has been due; 0 when none is.");
   m.describe("herald_store_commits_total", "counter", "Database commits (group commits).");
   m.describe("herald_store_committed_writes_total", "counter",
              "Writes committed; divided by commits, the group-commit batch size.");

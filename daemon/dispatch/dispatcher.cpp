@@ -389,8 +389,23 @@ struct Dispatcher::Impl {
   }
 
   void publish(const std::string& destination, const CircuitBreaker& breaker) {
-    metrics.set("herald_breaker_open", fmt::format("destination=\"{}\"", label_safe(destination)),
+    auto label = label_safe(destination);
+    metrics.set("herald_breaker_open", fmt::format("destination=\"{}\"", label),
                 breaker.state() == BreakerState::closed ? 0 : 1);
+    for (auto state : {BreakerState::closed, BreakerState::open, BreakerState::half_open}) {
+      metrics.set("herald_breaker_state",
+                  fmt::format("destination=\"{}\",state=\"{}\"", label, to_string(state)),
+                  breaker.state() == state ? 1 : 0);
+    }
+  }
+
+  // Every destination gets its series from its first attempt on, closed at first.
+  CircuitBreaker& breaker_for(const std::string& destination) {
+    auto [it, inserted] = breakers.try_emplace(destination, options.breaker);
+    if (inserted) {
+      publish(destination, it->second);
+    }
+    return it->second;
   }
 
   // Whether a prepared message must wait: its endpoint has its share of attempts in flight,
@@ -415,7 +430,7 @@ struct Dispatcher::Impl {
       }
     }
     // Last: once open, admitting an attempt makes it the probe, and a probe must go out.
-    auto& breaker = breakers.try_emplace(f.destination, options.breaker).first->second;
+    auto& breaker = breaker_for(f.destination);
     auto before = breaker.state();
     auto at = breaker.admit(now);
     if (breaker.state() != before) {
@@ -447,7 +462,7 @@ struct Dispatcher::Impl {
       auto& paused = paused_until[f.limit_key];
       paused = std::max(paused, until);
     }
-    auto& breaker = breakers.try_emplace(f.destination, options.breaker).first->second;
+    auto& breaker = breaker_for(f.destination);
     auto before = breaker.state();
     breaker.record(outcome.verdict == channels::Verdict::retryable, now);
     if (breaker.state() != before) {
@@ -800,6 +815,9 @@ Dispatcher::Dispatcher(DispatcherOptions options, store::Store& store,
                    "Escalations resolved: fired, acknowledged (in time) or cancelled.");
   metrics.describe("herald_breaker_open", "gauge",
                    "1 while a destination's circuit breaker holds its messages back.");
+  metrics.describe("herald_breaker_state", "gauge",
+                   "1 for the state each destination's circuit breaker is in (closed, open, "
+                   "half_open), 0 for the others.");
   metrics.describe("herald_deferred_total", "counter",
                    "Claimed messages put back unsent: concurrency, rate or breaker.");
   metrics.describe("herald_attempt_duration_seconds", "histogram",

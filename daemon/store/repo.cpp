@@ -761,6 +761,26 @@ Result<int64_t> Repo::queue_depth(Timestamp now) {
   return r->value_or(0);
 }
 
+Result<DueQueue> Repo::due_queue(Timestamp now) {
+  auto rows = query<std::tuple<std::string, int64_t, int64_t>>(
+      db_,
+      "SELECT status, COUNT(*), MIN(send_at) FROM messages "
+      "WHERE status IN ('scheduled', 'retrying') AND send_at <= ?1 GROUP BY status",
+      [&](Statement& s) { s.bind(1, ms(now)); },
+      [](Statement& s) { return std::make_tuple(s.text(0), s.integer(1), s.integer(2)); });
+  if (!rows) {
+    return rows.error();
+  }
+  DueQueue q;
+  for (const auto& [status, count, oldest] : *rows) {
+    (status == "scheduled" ? q.scheduled : q.retrying) = count;
+    if (!q.oldest || ts(oldest) < *q.oldest) {
+      q.oldest = ts(oldest);
+    }
+  }
+  return q;
+}
+
 // ---- acknowledgements and escalations ------------------------------------------------------
 
 std::string_view to_string(EscalationStatus status) {

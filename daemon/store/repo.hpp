@@ -103,6 +103,13 @@ struct StatusCount {
   int64_t count = 0;
 };
 
+// Messages due now and not yet sent (status scheduled or retrying, send_at <= now).
+struct DueQueue {
+  int64_t scheduled = 0;
+  int64_t retrying = 0;
+  std::optional<Timestamp> oldest;  // the earliest send_at among them
+};
+
 struct AckRecord {
   std::string message_id;
   std::string client_id;
@@ -213,6 +220,7 @@ class Repo {
   Result<MessagePage> messages(const MessageFilter& filter);
   Result<std::vector<StatusCount>> message_counts();
   Result<int64_t> queue_depth(Timestamp now);
+  Result<DueQueue> due_queue(Timestamp now);
 
   // Acknowledgements. insert_ack returns false when the message was acknowledged already.
   Result<bool> insert_ack(const AckRecord& ack);
