@@ -1,11 +1,14 @@
 #include "daemon/store/store.hpp"
 
 #include <spdlog/spdlog.h>
+#include <sqlite3.h>
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <deque>
+#include <filesystem>
 #include <future>
 #include <mutex>
 #include <string_view>
@@ -47,6 +50,94 @@ constexpr size_t kMaxBatch = 512;
 constexpr size_t kReaderPool = 8;
 
 }  // namespace
+
+Result<BackupResult> backup(const std::string& from, const std::string& to) {
+  auto fail = [](std::string message) -> Error {
+    return make_error(ErrorKind::internal, "backup_failed", std::move(message));
+  };
+  std::error_code ec;
+  if (std::filesystem::exists(to, ec)) {
+    return fail(to + " exists already: choose a new name, or move it away first");
+  }
+  if (!std::filesystem::exists(from, ec)) {
+    return fail(from + ": no such database");
+  }
+  auto src = Database::open(from, /*read_only=*/true);
+  if (!src) {
+    return src.error();
+  }
+  std::string partial = to + ".partial";
+  std::filesystem::remove(partial, ec);
+  sqlite3* dst = nullptr;
+  int rc =
+      sqlite3_open_v2(partial.c_str(), &dst, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, nullptr);
+  if (rc != SQLITE_OK) {
+    std::string why = dst ? sqlite3_errmsg(dst) : sqlite3_errstr(rc);
+    sqlite3_close(dst);
+    return fail("cannot create " + partial + ": " + why);
+  }
+  std::filesystem::permissions(
+      partial, std::filesystem::perms::owner_read | std::filesystem::perms::owner_write, ec);
+  BackupResult result;
+  std::string error;
+  sqlite3_backup* b = sqlite3_backup_init(dst, "main", (*src)->raw(), "main");
+  if (b == nullptr) {
+    error = sqlite3_errmsg(dst);
+  } else {
+    // A page batch at a time: the daemon's writer is never held up for long. Busy or locked
+    // (a checkpoint running) is retried, within a bound.
+    for (int busy = 0;;) {
+      rc = sqlite3_backup_step(b, 1024);
+      if (rc == SQLITE_DONE) {
+        break;
+      }
+      if (rc == SQLITE_BUSY || rc == SQLITE_LOCKED) {
+        if (++busy > 6000) {
+          error = "the database stayed busy for 5 minutes";
+          break;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+        continue;
+      }
+      if (rc != SQLITE_OK) {
+        error = sqlite3_errstr(rc);
+        break;
+      }
+    }
+    result.pages = sqlite3_backup_pagecount(b);
+    if (sqlite3_backup_finish(b) != SQLITE_OK && error.empty()) {
+      error = sqlite3_errmsg(dst);
+    }
+  }
+  if (error.empty()) {
+    sqlite3_stmt* stmt = nullptr;
+    std::string check;
+    if (sqlite3_prepare_v2(dst, "PRAGMA integrity_check", -1, &stmt, nullptr) == SQLITE_OK &&
+        sqlite3_step(stmt) == SQLITE_ROW) {
+      check = reinterpret_cast<const char*>(sqlite3_column_text(stmt, 0));
+    }
+    sqlite3_finalize(stmt);
+    if (check != "ok") {
+      error = "the copy fails PRAGMA integrity_check: " + check;
+    }
+    if (sqlite3_prepare_v2(dst, "PRAGMA user_version", -1, &stmt, nullptr) == SQLITE_OK &&
+        sqlite3_step(stmt) == SQLITE_ROW) {
+      result.schema_version = sqlite3_column_int(stmt, 0);
+    }
+    sqlite3_finalize(stmt);
+  }
+  sqlite3_close(dst);  // checkpoints the copy's WAL back into the file: one file to keep
+  if (!error.empty()) {
+    std::filesystem::remove(partial, ec);
+    return fail("backup of " + from + " failed: " + error);
+  }
+  std::filesystem::rename(partial, to, ec);
+  if (ec) {
+    std::filesystem::remove(partial, ec);
+    return fail("cannot rename " + partial + " to " + to + ": " + ec.message());
+  }
+  return result;
+}
 
 int latest_schema_version() {
   auto all = migrations();

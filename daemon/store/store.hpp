@@ -17,6 +17,17 @@ Result<int> migrate(Database& db);
 // The number of the newest migration this binary carries.
 int latest_schema_version();
 
+struct BackupResult {
+  int64_t pages = 0;
+  int schema_version = 0;
+};
+
+// Copies the database at FROM to a new file TO with SQLite's online backup API: a consistent
+// snapshot, taken while Herald runs and writes (WAL included). The copy is written next to TO
+// and renamed into place only once complete and `PRAGMA integrity_check` passes, mode 0600.
+// TO must not exist.
+Result<BackupResult> backup(const std::string& from, const std::string& to);
+
 class Store {
  public:
   using WriteFn = std::function<Status(Repo&)>;
