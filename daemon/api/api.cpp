@@ -315,6 +315,7 @@ Api::Api(ApiOptions options, store::Store& store, ingest::Ingestor& ingestor, co
       route("POST", "/v1/deliveries/{id}/retry", Scope::admin, retry_delivery),
       route("GET", "/v1/incidents/{incident}", Scope::audit, get_incident),
       route("GET", "/v1/audit", Scope::audit, list_audit),
+      route("GET", "/v1/audit/export", Scope::audit, export_audit),
       route("GET", "/v1/audit/verify", Scope::audit, verify_audit),
       // Drills and reports (daemon/api/drills.cpp, daemon/api/reports.cpp)
       route("POST", "/v1/clients/{client}/drills", Scope::admin, post_drill),

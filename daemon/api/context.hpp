@@ -77,6 +77,13 @@ int status_of(ErrorKind kind);
 // Parses the request body as JSON; malformed → 400 "malformed_json" naming the position.
 Result<json> parse_body(const http::Request& request);
 
+// Query parameters shared by the list endpoints (daemon/api/deliveries.cpp): each error is a
+// 400 invalid_parameter naming the parameter.
+Error bad_parameter(const std::string& name, const std::string& message);
+Result<int> limit_param(const http::Request& r);       // 1..500, default 50
+Result<int64_t> cursor_param(const http::Request& r);  // default 0
+Result<std::optional<Timestamp>> time_param(const http::Request& r, const std::string& name);
+
 std::string rfc3339_or_null_text(const std::optional<Timestamp>& t);
 json time_json(const std::optional<Timestamp>& t);
 
@@ -104,7 +111,10 @@ void list_deliveries(Services& s, const Call& c, const http::Responder& respond)
 void get_delivery(Services& s, const Call& c, const http::Responder& respond);
 void retry_delivery(Services& s, const Call& c, const http::Responder& respond);
 void get_incident(Services& s, const Call& c, const http::Responder& respond);
+
+// The audit trail (daemon/api/audit.cpp)
 void list_audit(Services& s, const Call& c, const http::Responder& respond);
+void export_audit(Services& s, const Call& c, const http::Responder& respond);
 void verify_audit(Services& s, const Call& c, const http::Responder& respond);
 
 // Bus sources (daemon/api/sources.cpp)

@@ -1,4 +1,4 @@
-// Ingest, the delivery log, incident timelines and the audit trail.
+// Ingest, the delivery log and incident timelines.
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -48,6 +48,8 @@ json attempt_json(const Attempt& a) {
               {"status_code", a.status_code == 0 ? json(nullptr) : json(a.status_code)},
               {"error", a.error.empty() ? json(nullptr) : json(a.error)}};
 }
+
+}  // namespace
 
 Error bad_parameter(const std::string& name, const std::string& message) {
   return make_error(ErrorKind::invalid, "invalid_parameter", message, name);
@@ -99,8 +101,6 @@ Result<std::optional<Timestamp>> time_param(const http::Request& r, const std::s
   }
   return std::optional<Timestamp>(*t);
 }
-
-}  // namespace
 
 void post_event(Services& s, const Call& c, const http::Responder& respond) {
   auto body = parse_body(c.request);
@@ -461,57 +461,6 @@ void get_incident(Services& s, const Call& c, const http::Responder& respond) {
         {"messages", list}};
   });
   respond(r ? json_response(200, *r) : error_response(r.error()));
-}
-
-void list_audit(Services& s, const Call& c, const http::Responder& respond) {
-  auto limit = limit_param(c.request);
-  auto cursor = cursor_param(c.request);
-  if (!limit || !cursor) {
-    respond(error_response(!limit ? limit.error() : cursor.error()));
-    return;
-  }
-  auto kind = c.request.query_param("kind").value_or("");
-  auto records = s.store.read<std::vector<store::AuditRecord>>(
-      [&](store::Repo& r) { return r.audit_records(*cursor, *limit + 1, kind); });
-  if (!records) {
-    respond(error_response(records.error()));
-    return;
-  }
-  json items = json::array();
-  // The last seq of this page, when more records follow (0: none).
-  int64_t next = 0;
-  for (size_t i = 0; i < records->size() && static_cast<int>(i) < *limit; ++i) {
-    const auto& a = (*records)[i];
-    items.push_back(json{{"seq", a.seq},
-                         {"at", format_rfc3339(a.at)},
-                         {"kind", a.kind},
-                         {"actor", a.actor},
-                         {"client", a.client_id},
-                         {"subject", a.subject},
-                         {"data", json::parse(a.data, nullptr, false)},
-                         {"hash", a.hash}});
-    next = a.seq;
-  }
-  if (static_cast<int>(records->size()) <= *limit) {
-    next = 0;
-  }
-  respond(json_response(
-      200, json{{"items", items},
-                {"next_cursor", next > 0 ? json(std::to_string(next)) : json(nullptr)}}));
-}
-
-void verify_audit(Services& s, const Call&, const http::Responder& respond) {
-  auto v = s.store.read<store::AuditVerification>([](store::Repo& r) { return r.verify_audit(); });
-  if (!v) {
-    respond(error_response(v.error()));
-    return;
-  }
-  json j{{"ok", v->ok}, {"records", v->records}};
-  if (!v->ok) {
-    j["first_bad"] = *v->first_bad;
-    j["reason"] = v->reason;
-  }
-  respond(json_response(200, j));
 }
 
 }  // namespace herald::api

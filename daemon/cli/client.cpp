@@ -175,6 +175,91 @@ Result<ApiReply> ApiClient::request(std::string_view method, const std::string& 
   return reply;
 }
 
+namespace {
+
+struct StreamSink {
+  const std::function<bool(std::string_view)>* on_data = nullptr;
+  long status = 0;
+  CURL* handle = nullptr;
+  std::string error_text;  // the body of a non-2xx answer
+  bool refused = false;    // on_data said stop
+};
+
+size_t stream_body(char* data, size_t size, size_t count, void* user) {
+  auto* sink = static_cast<StreamSink*>(user);
+  size_t n = size * count;
+  if (sink->status == 0) {
+    curl_easy_getinfo(sink->handle, CURLINFO_RESPONSE_CODE, &sink->status);
+  }
+  if (sink->status < 200 || sink->status >= 300) {
+    if (sink->error_text.size() + n > kMaxReplyBytes) {
+      return 0;
+    }
+    sink->error_text.append(data, n);
+    return n;
+  }
+  if (!(*sink->on_data)(std::string_view(data, n))) {
+    sink->refused = true;
+    return 0;
+  }
+  return n;
+}
+
+}  // namespace
+
+Status ApiClient::stream(const std::string& path,
+                         const std::function<bool(std::string_view)>& on_data) {
+  CURL* h = impl_->curl;
+  if (!h) {
+    return make_error(ErrorKind::internal, "curl", "cannot create a libcurl handle");
+  }
+  curl_easy_reset(h);
+  std::string url = config_.url + path;
+  StreamSink sink;
+  sink.on_data = &on_data;
+  sink.handle = h;
+  char errbuf[CURL_ERROR_SIZE] = {0};
+  curl_easy_setopt(h, CURLOPT_URL, url.c_str());
+  curl_easy_setopt(h, CURLOPT_HTTPHEADER, impl_->headers);
+  curl_easy_setopt(h, CURLOPT_USERAGENT, "herald-cli/" HERALD_VERSION);
+  curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, kConnectTimeoutMs);
+  // However long the whole takes, but never a minute without a byte.
+  curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1L);
+  curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, 60L);
+  curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+  curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, stream_body);
+  curl_easy_setopt(h, CURLOPT_WRITEDATA, &sink);
+  curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
+  CURLcode rc = curl_easy_perform(h);
+  curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &sink.status);
+  if (sink.refused) {
+    return make_error(ErrorKind::internal, "io", "stopped: the output cannot be written");
+  }
+  if (sink.status != 0 && (sink.status < 200 || sink.status >= 300)) {
+    ApiReply reply;
+    reply.status = sink.status;
+    reply.text = std::move(sink.error_text);
+    reply.body = json::parse(reply.text, nullptr, /*allow_exceptions=*/false);
+    if (reply.body.is_discarded()) {
+      reply.body = nullptr;
+    }
+    return make_error(ErrorKind::unprocessable, "api", describe_api_error(reply));
+  }
+  if (rc != CURLE_OK) {
+    if (sink.status != 0) {
+      return make_error(ErrorKind::unavailable, "api",
+                        fmt::format("the answer from {} was cut short: {}", config_.url,
+                                    errbuf[0] ? errbuf : curl_easy_strerror(rc)));
+    }
+    return make_error(ErrorKind::unavailable, std::string(kUnreachableError),
+                      fmt::format("cannot connect to {} (is the daemon running? HERALD_URL "
+                                  "names it): {}",
+                                  config_.url, errbuf[0] ? errbuf : curl_easy_strerror(rc)));
+  }
+  return {};
+}
+
 Result<ApiReply> ApiClient::call(std::string_view method, const std::string& path,
                                  const json* body) {
   auto reply = request(method, path, body);

@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include <cstddef>
+#include <functional>
 #include <memory>
 #include <ostream>
 #include <string>
@@ -64,6 +65,13 @@ class ApiClient {
   // The same, with a non-2xx status turned into an error worded by describe_api_error.
   Result<ApiReply> call(std::string_view method, const std::string& path,
                         const nlohmann::json* body = nullptr);
+
+  // GET url+path, handing the body to on_data piece by piece as it arrives (nothing is held
+  // whole): for streamed answers of any length. No overall time limit, but an answer that stalls
+  // for a minute is cut off. A non-2xx status is an error worded by describe_api_error (that
+  // body is kept, up to a bound); so is a transfer cut short (the daemon failed mid-way) or
+  // on_data returning false (the reader gave up, e.g. a full disk).
+  Status stream(const std::string& path, const std::function<bool(std::string_view)>& on_data);
 
   const std::string& url() const { return config_.url; }
 

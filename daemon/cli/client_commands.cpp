@@ -20,7 +20,6 @@ namespace {
 using nlohmann::json;
 using Fields = std::vector<std::pair<std::string, std::string>>;
 
-constexpr int kExportPage = 500;
 constexpr int kMaxPages = 1'000'000;  // a bound on cursor walks, far above any real trail
 
 int report(const Error& e) {
@@ -50,17 +49,6 @@ std::string plural(int64_t n, const char* word) {
 int64_t int_of(const json& object, const char* key) {
   auto it = object.find(key);
   return it != object.end() && it->is_number_integer() ? it->get<int64_t>() : 0;
-}
-
-// A value for CSV: strings as they are, null as empty, anything else as compact JSON.
-std::string raw_text(const json& value) {
-  if (value.is_null()) {
-    return "";
-  }
-  if (value.is_string()) {
-    return value.get<std::string>();
-  }
-  return dump_json(value);
 }
 
 // "-" reads standard input.
@@ -154,9 +142,8 @@ struct ClientCommands::Impl {
   // plan preview
   std::string at;
   // deliveries, audit
-  std::string status, channel, since, until, kind, format, output;
+  std::string status, channel, since, until, kind, format, output, actor;
   int limit = 0;
-  int page_size = kExportPage;
   bool all = false;
   // tokens
   std::vector<std::string> scopes;
@@ -186,6 +173,15 @@ struct ClientCommands::Impl {
     sub->add_option("--limit", limit, fmt::format("{} per page (1 to 500; API default 50)", what));
     sub->add_option("--cursor", cursor, "start at this cursor (the previous page's next_cursor)");
     sub->add_flag("--all", all, "follow the cursors to the end instead of one page");
+  }
+
+  void add_audit_filters(CLI::App* sub) {
+    sub->add_option("--kind", kind, "only records of this kind, e.g. client.put");
+    sub->add_option("--client", client, "only records about this client");
+    sub->add_option("--actor", actor,
+                    "only records by this actor (a token's name, dispatcher, ...)");
+    sub->add_option("--since", since, "only records at or after this RFC 3339 time");
+    sub->add_option("--until", until, "only records before this RFC 3339 time");
   }
 
   std::vector<std::pair<std::string, std::string>> limit_param() const {
@@ -781,7 +777,9 @@ struct ClientCommands::Impl {
 
   int audit_list(ApiClient& c) {
     auto params = limit_param();
-    params.emplace_back("kind", kind);
+    for (auto& p : audit_params()) {
+      params.push_back(std::move(p));
+    }
     return list_pages(
         c, "/v1/audit", params,
         Table({{"SEQ"}, {"AT"}, {"KIND"}, {"ACTOR"}, {"CLIENT"}, {"SUBJECT"}}),
@@ -792,7 +790,13 @@ struct ClientCommands::Impl {
         "no audit records", "herald audit list");
   }
 
-  // Pages through GET /v1/audit and writes each page as it comes: memory stays one page.
+  // The filters audit list and audit export share.
+  std::vector<std::pair<std::string, std::string>> audit_params() const {
+    return {
+        {"kind", kind}, {"client", client}, {"actor", actor}, {"since", since}, {"until", until}};
+  }
+
+  // Streams GET /v1/audit/export to the output as it arrives: memory stays one network read.
   int audit_export(ApiClient& c) {
     std::ofstream file_out;
     std::string tmp = output + ".partial";
@@ -803,37 +807,36 @@ struct ClientCommands::Impl {
       }
     }
     std::ostream& out = output.empty() ? std::cout : file_out;
-    bool csv = format == "csv";
-    if (csv) {
-      out << "seq,at,kind,actor,client,subject,data,hash\r\n";
-    }
-    int64_t count = 0;
-    auto params = std::vector<std::pair<std::string, std::string>>{
-        {"limit", std::to_string(page_size)}, {"kind", kind}};
-    auto rest = walk_pages(c, "/v1/audit", params, "", true, [&](const ApiReply& page) {
-      for (const auto& i : page.body.value("items", json::array())) {
-        if (csv) {
-          bool first = true;
-          for (const char* key :
-               {"seq", "at", "kind", "actor", "client", "subject", "data", "hash"}) {
-            out << (first ? "" : ",") << csv_field(raw_text(i.value(key, json())));
-            first = false;
-          }
-          out << "\r\n";
-        } else {
-          out << dump_json(i) << "\n";
+    auto params = audit_params();
+    params.emplace_back("format", format);
+    // Records end at a line break outside quotes (a CSV field may hold line breaks).
+    int64_t lines = 0;
+    bool quoted = false;
+    auto st = c.stream("/v1/audit/export" + query_string(params), [&](std::string_view piece) {
+      for (char ch : piece) {
+        if (ch == '"') {
+          quoted = !quoted;
+        } else if (ch == '\n' && !quoted) {
+          ++lines;
         }
-        ++count;
       }
-      out.flush();
+      out.write(piece.data(), static_cast<std::streamsize>(piece.size()));
+      return static_cast<bool>(out);
     });
-    if (!rest) {
+    if (st) {
+      out.flush();
+    }
+    if (!st || !out) {
       if (!output.empty()) {
         file_out.close();
         std::remove(tmp.c_str());
       }
-      return report(rest.error());
+      return report(st ? make_error(ErrorKind::internal, "io",
+                                    output.empty() ? std::string("cannot write standard output")
+                                                   : fmt::format("cannot write {}", tmp))
+                       : st.error());
     }
+    const int64_t count = format == "csv" ? std::max<int64_t>(lines - 1, 0) : lines;
     if (!output.empty()) {
       file_out.close();
       if (!file_out || std::rename(tmp.c_str(), output.c_str()) != 0) {
@@ -843,8 +846,6 @@ struct ClientCommands::Impl {
       }
       std::cout << fmt::format("exported {} to {} ({})\n", plural(count, "audit record"), output,
                                format);
-    } else if (!out) {
-      return report(make_error(ErrorKind::internal, "io", "cannot write standard output"));
     }
     return kExitOk;
   }
@@ -1132,20 +1133,21 @@ ClientCommands::ClientCommands(CLI::App& app, CLI::App& audit) : impl_(new Impl)
                        "List audit records through the API.\n"
                        "Example: herald audit list --kind plan.put --all",
                        bind(&Impl::audit_list));
-  alist->add_option("--kind", m.kind, "only records of this kind, e.g. client.put");
+  m.add_audit_filters(alist);
   m.add_paging(alist, "records");
   auto* aexport = m.leaf(audit, "export",
-                         "Export the whole audit trail through the API, page by page, as CSV\n"
-                         "(columns seq,at,kind,actor,client,subject,data,hash) or JSON lines.\n"
+                         "Export the audit trail as CSV (RFC 4180, a header row, columns\n"
+                         "seq,at,kind,actor,client,subject,data,prev_hash,hash) or JSON lines,\n"
+                         "streamed from GET /v1/audit/export as it arrives.\n"
                          "Example: herald audit export --format csv --output audit.csv",
                          bind(&Impl::audit_export), /*with_json=*/false);
   aexport->add_option("--format", m.format, "csv or jsonl")
       ->required()
       ->check(CLI::IsMember({"csv", "jsonl"}));
-  aexport->add_option("--output,-o", m.output, "write to this file (default standard output)");
-  aexport->add_option("--kind", m.kind, "only records of this kind");
-  aexport->add_option("--page-size", m.page_size, "records per API request (1 to 500)")
-      ->check(CLI::Range(1, 500));
+  aexport->add_option("--output,-o", m.output,
+                      "write to this file, renamed from FILE.partial once complete (default "
+                      "standard output)");
+  m.add_audit_filters(aexport);
   if (auto* verify = audit.get_subcommand("verify")) {
     verify->add_flag("--json", m.json_out, "online: print the API's JSON answer as it is");
     auto* database = verify->get_option("--database");

@@ -471,6 +471,11 @@ class Session : public std::enable_shared_from_this<Session> {
     if (closed_) {
       return;
     }
+    if (response.stream && response.status >= 200 && response.status <= 999 &&
+        response.status != 204 && response.status != 304) {
+      do_write_stream(std::move(response));
+      return;
+    }
     if (response.status < 100 || response.status > 999) {
       spdlog::error("http: handler answered {} {} with invalid status {}", method_, path_,
                     response.status);
@@ -508,6 +513,117 @@ class Session : public std::enable_shared_from_this<Session> {
     bhttp::async_write(
         stream_, res_,
         beast::bind_front_handler(&Session::on_write, shared_from_this(), keep, linger));
+  }
+
+  // ---- a streamed response: the head, then one chunk per piece the source gives ------------
+
+  void do_write_stream(Response response) {
+    phase_ = Phase::writing;
+    source_ = std::move(response.stream);
+    stream_res_ = {};
+    stream_res_.version(version_);
+    stream_res_.result(static_cast<unsigned>(response.status));
+    for (auto& [name, value] : response.headers) {
+      if (!is_header_safe(name) || !is_header_safe(value) || name.empty()) {
+        spdlog::error("http: dropping an invalid response header on {} {}", method_, path_);
+        continue;
+      }
+      stream_res_.insert(name, value);
+    }
+    stream_res_.set(bhttp::field::server, "herald");
+    if (!response.content_type.empty() && is_header_safe(response.content_type)) {
+      stream_res_.set(bhttp::field::content_type, response.content_type);
+    }
+    // HTTP/1.0 has no chunked encoding: the end of the connection ends the body.
+    chunked_ = version_ >= 11;
+    const bool keep = keep_alive_ && !stopping_ && chunked_;
+    if (chunked_) {
+      stream_res_.chunked(true);
+    }
+    stream_res_.keep_alive(keep);
+    spdlog::debug("http: {} {} {} (streamed)", method_, path_, response.status);
+    stream_sr_.emplace(stream_res_);
+    stream_.expires_after(options().idle_timeout);
+    bhttp::async_write_header(
+        stream_, *stream_sr_,
+        beast::bind_front_handler(&Session::on_stream_head, shared_from_this(), keep));
+  }
+
+  void on_stream_head(bool keep, error_code ec, size_t) {
+    if (ec) {
+      end_stream();
+      do_close();
+      return;
+    }
+    if (head_) {
+      end_stream();
+      on_write(keep, false, {}, 0);
+      return;
+    }
+    next_piece(keep);
+  }
+
+  void next_piece(bool keep) {
+    if (closed_) {
+      end_stream();
+      return;
+    }
+    Result<std::optional<std::string>> next = std::optional<std::string>{};
+    try {
+      next = source_();
+    } catch (const std::exception& e) {
+      next = make_error(ErrorKind::internal, "internal", e.what());
+    } catch (...) {
+      next = make_error(ErrorKind::internal, "internal", "unknown exception");
+    }
+    if (!next) {
+      spdlog::error("http: streaming {} {} failed: {}", method_, path_, next.error().message);
+      end_stream();
+      do_close();  // no last chunk: the client must not take the body for complete
+      return;
+    }
+    stream_.expires_after(options().idle_timeout);
+    if (!next->has_value()) {
+      end_stream();
+      if (!chunked_) {
+        on_write(false, false, {}, 0);
+        return;
+      }
+      net::async_write(
+          stream_, bhttp::make_chunk_last(),
+          beast::bind_front_handler(&Session::on_write, shared_from_this(), keep, false));
+      return;
+    }
+    piece_ = std::move(**next);
+    if (piece_.empty()) {
+      net::post(executor_,
+                beast::bind_front_handler(&Session::next_piece, shared_from_this(), keep));
+      return;
+    }
+    if (chunked_) {
+      net::async_write(stream_, bhttp::make_chunk(net::buffer(piece_)),
+                       beast::bind_front_handler(&Session::on_piece, shared_from_this(), keep));
+    } else {
+      net::async_write(stream_, net::buffer(piece_),
+                       beast::bind_front_handler(&Session::on_piece, shared_from_this(), keep));
+    }
+  }
+
+  void on_piece(bool keep, error_code ec, size_t) {
+    if (ec) {
+      spdlog::debug("http: streaming {} {} stopped: {}", method_, path_, ec.message());
+      end_stream();
+      do_close();
+      return;
+    }
+    next_piece(keep);
+  }
+
+  // Lets go of the source (and whatever it holds) and of the last piece.
+  void end_stream() {
+    source_ = nullptr;
+    std::string().swap(piece_);
+    stream_sr_.reset();
   }
 
   void on_write(bool keep, bool linger, error_code ec, size_t) {
@@ -571,6 +687,12 @@ class Session : public std::enable_shared_from_this<Session> {
   beast::flat_buffer buffer_;
   std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
   bhttp::response<bhttp::string_body> res_;
+  // A streamed response: its head, the head's serializer, the source and the piece in flight.
+  bhttp::response<bhttp::empty_body> stream_res_;
+  std::optional<bhttp::response_serializer<bhttp::empty_body>> stream_sr_;
+  BodySource source_;
+  std::string piece_;
+  bool chunked_ = false;
   std::array<char, 64 * 1024> linger_buffer_{};
   size_t lingered_ = 0;
   std::string remote_address_;

@@ -31,11 +31,25 @@ struct Request {
   std::optional<std::string> query_param(std::string_view name) const;
 };
 
+// The body of a response too large to hold, produced piece by piece. The server asks for the
+// next piece only once the previous one is written to the socket, so a slow reader slows the
+// producer down (back-pressure) and memory holds one piece at a time.
+// Called on the connection's strand, like a Handler, so it must not block for long (one page of
+// a database read is fine). Returns the next piece (an empty one is skipped), std::nullopt once
+// the body is complete, or an error: the status line went out with the first piece, so the
+// server then closes the connection without ending the body, and the client sees a truncated
+// transfer rather than a short one that looks complete. An exception counts as an error.
+using BodySource = std::function<Result<std::optional<std::string>>()>;
+
 struct Response {
   int status = 200;
   std::string content_type = "application/json";  // empty: no Content-Type header
   std::vector<std::pair<std::string, std::string>> headers;
   std::string body;
+  // When set, `body` is ignored and the body comes from here, sent with chunked transfer
+  // encoding (to an HTTP/1.0 client: unframed, then the connection closes). Each piece must be
+  // written within idle_timeout, or the connection closes. HEAD never calls it.
+  BodySource stream = nullptr;
 };
 
 // Must be called exactly once, from any thread, possibly later (after a database commit); the

@@ -1135,13 +1135,41 @@ Status Repo::audit(std::string_view kind, std::string_view actor, std::string_vi
 
 Result<std::vector<AuditRecord>> Repo::audit_records(int64_t after_seq, int limit,
                                                      std::string_view kind) {
+  AuditFilter f;
+  f.after_seq = after_seq;
+  f.limit = limit;
+  f.kind = kind;
+  return audit_records(f);
+}
+
+Result<std::vector<AuditRecord>> Repo::audit_records(const AuditFilter& f) {
+  // Keyset paging on seq (the primary key): each page starts where the last one ended, so a
+  // long walk costs the same per page however far it has come.
   return query<AuditRecord>(
       db_,
       "SELECT " + kAuditColumns +
-          " FROM audit WHERE seq > ?1 AND (?3 IS NULL OR kind = ?3) "
-          "ORDER BY seq LIMIT ?2",
-      [&](Statement& s) { s.bind(1, after_seq).bind(2, limit).bind_text_or_null(3, kind); },
+          " FROM audit WHERE seq > ?1 AND (?2 IS NULL OR seq <= ?2) "
+          "AND (?3 IS NULL OR at >= ?3) AND (?4 IS NULL OR at < ?4) "
+          "AND (?5 IS NULL OR kind = ?5) AND (?6 IS NULL OR client_id = ?6) "
+          "AND (?7 IS NULL OR actor = ?7) ORDER BY seq LIMIT ?8",
+      [&](Statement& s) {
+        s.bind(1, f.after_seq).bind_optional(2, f.up_to_seq);
+        s.bind_optional(3, f.since ? std::optional<int64_t>(ms(*f.since)) : std::nullopt);
+        s.bind_optional(4, f.until ? std::optional<int64_t>(ms(*f.until)) : std::nullopt);
+        s.bind_text_or_null(5, f.kind).bind_text_or_null(6, f.client_id);
+        s.bind_text_or_null(7, f.actor).bind(8, f.limit);
+      },
       audit_row);
+}
+
+Result<int64_t> Repo::last_audit_seq() {
+  auto last = query_one<int64_t>(
+      db_, "SELECT seq FROM audit ORDER BY seq DESC LIMIT 1", [](Statement&) {},
+      [](Statement& s) { return s.integer(0); });
+  if (!last) {
+    return last.error();
+  }
+  return last->value_or(0);
 }
 
 Result<AuditVerification> Repo::verify_audit() {

@@ -90,6 +90,18 @@ struct AuditRecord {
   std::string hash;
 };
 
+// Which audit records to read, in seq order. Empty strings and absent times match everything.
+struct AuditFilter {
+  int64_t after_seq = 0;             // the cursor: records with a larger seq
+  std::optional<int64_t> up_to_seq;  // an export's snapshot: nothing appended after it began
+  std::optional<Timestamp> since;    // at >= since
+  std::optional<Timestamp> until;    // at < until
+  std::string kind;
+  std::string client_id;
+  std::string actor;
+  int limit = 50;
+};
+
 struct AuditVerification {
   bool ok = true;
   int64_t records = 0;
@@ -282,6 +294,9 @@ class Repo {
                std::string_view subject, std::string_view data_json, Timestamp now);
   Result<std::vector<AuditRecord>> audit_records(int64_t after_seq, int limit,
                                                  std::string_view kind);
+  Result<std::vector<AuditRecord>> audit_records(const AuditFilter& filter);
+  // The seq of the newest record (0 when there is none).
+  Result<int64_t> last_audit_seq();
   Result<AuditVerification> verify_audit();
 
  private:

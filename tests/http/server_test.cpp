@@ -136,6 +136,39 @@ class Client {
     return read_response(head);
   }
 
+  // After read_response of a chunked answer: its body, or nullopt when the connection ends (or
+  // times out) before the last chunk.
+  std::optional<std::string> read_chunked() {
+    std::string body;
+    while (true) {
+      size_t eol;
+      while ((eol = pending_.find("\r\n")) == std::string::npos) {
+        if (!fill()) {
+          return std::nullopt;
+        }
+      }
+      const size_t size = std::stoul(pending_.substr(0, eol), nullptr, 16);
+      pending_.erase(0, eol + 2);
+      while (pending_.size() < size + 2) {
+        if (!fill()) {
+          return std::nullopt;
+        }
+      }
+      body.append(pending_, 0, size);
+      pending_.erase(0, size + 2);
+      if (size == 0) {
+        return body;
+      }
+    }
+  }
+
+  // Everything until the server closes the connection.
+  std::string read_to_close() {
+    while (fill()) {
+    }
+    return std::exchange(pending_, {});
+  }
+
   // True when the server closes the connection (EOF or reset) within `limit`.
   bool closed_within(std::chrono::milliseconds limit) {
     const auto deadline = SteadyClock::now() + limit;
@@ -722,6 +755,136 @@ TEST(Server, HundredConcurrentClientsTwentyRequestsEach) {
   }
   EXPECT_EQ(answered.load(), kClients * kRequests);
   EXPECT_EQ(handled.load(), kClients * kRequests);
+}
+
+}  // namespace
+}  // namespace herald::http
+
+namespace herald::http {
+namespace {
+
+// A handler that streams `pieces` pieces of `size` bytes ("a", "b", ... repeated), counting the
+// calls to its source; with fail_at, the source fails on that call instead.
+struct Streamer {
+  int pieces = 3;
+  size_t size = 5;
+  int fail_at = -1;
+  std::shared_ptr<std::atomic<int>> calls = std::make_shared<std::atomic<int>>(0);
+
+  Handler handler() const {
+    return [*this](Request&&, Responder respond) {
+      Response response;
+      response.content_type = "text/plain";
+      response.headers.emplace_back("X-Streamed", "yes");
+      auto next = std::make_shared<int>(0);
+      response.stream = [*this, next]() -> Result<std::optional<std::string>> {
+        const int call = (*calls)++;
+        if (call == fail_at) {
+          return make_error(ErrorKind::internal, "boom", "the source failed");
+        }
+        if (*next >= pieces) {
+          return std::optional<std::string>{};
+        }
+        const int i = (*next)++;
+        if (i == 1) {
+          return std::optional<std::string>(std::string());  // skipped, not the end
+        }
+        return std::optional<std::string>(std::string(size, static_cast<char>('a' + i % 26)));
+      };
+      respond(std::move(response));
+    };
+  }
+
+  std::string expected() const {
+    std::string out;
+    for (int i = 0; i < pieces; ++i) {
+      if (i != 1) {
+        out += std::string(size, static_cast<char>('a' + i % 26));
+      }
+    }
+    return out;
+  }
+};
+
+TEST(ServerStream, ChunkedBodyThenKeepAlive) {
+  Streamer streamer;
+  streamer.pieces = 5;
+  auto running = start(test_options(), streamer.handler());
+  Client client(running.port);
+  auto head = client.roundtrip(request("GET", "/export"));
+  ASSERT_TRUE(head);
+  EXPECT_EQ(head->status, 200);
+  EXPECT_EQ(head->header("transfer-encoding").value_or(""), "chunked");
+  EXPECT_FALSE(head->header("content-length"));
+  EXPECT_EQ(head->header("x-streamed").value_or(""), "yes");
+  EXPECT_EQ(head->header("content-type").value_or(""), "text/plain");
+  auto body = client.read_chunked();
+  ASSERT_TRUE(body);
+  EXPECT_EQ(*body, streamer.expected());
+  EXPECT_EQ(*streamer.calls, 6);  // five pieces (one empty) and the end
+  // The connection serves the next request.
+  auto again = client.roundtrip(request("GET", "/export"));
+  ASSERT_TRUE(again);
+  EXPECT_EQ(again->status, 200);
+  auto second = client.read_chunked();
+  ASSERT_TRUE(second);
+  EXPECT_EQ(*second, streamer.expected());
+}
+
+TEST(ServerStream, ASlowReaderHoldsTheSourceBack) {
+  Streamer streamer;
+  streamer.pieces = 400;
+  streamer.size = 256 * 1024;  // 100 MiB in all, far beyond the sockets' buffers
+  auto running = start(test_options(), streamer.handler());
+  Client client(running.port);
+  auto head = client.roundtrip(request("GET", "/export"));
+  ASSERT_TRUE(head);
+  std::this_thread::sleep_for(300ms);  // not reading: the server must wait for the socket
+  EXPECT_LT(*streamer.calls, 100);
+  auto body = client.read_chunked();
+  ASSERT_TRUE(body);
+  EXPECT_EQ(body->size(), streamer.size * 399);
+  EXPECT_EQ(*streamer.calls, 401);
+}
+
+TEST(ServerStream, ASourceErrorCutsTheBodyShort) {
+  Streamer streamer;
+  streamer.pieces = 10;
+  streamer.fail_at = 3;
+  auto running = start(test_options(), streamer.handler());
+  Client client(running.port);
+  auto head = client.roundtrip(request("GET", "/export"));
+  ASSERT_TRUE(head);
+  EXPECT_EQ(head->status, 200);
+  EXPECT_FALSE(client.read_chunked());  // no last chunk: the client knows it is incomplete
+  EXPECT_EQ(*streamer.calls, 4);
+}
+
+TEST(ServerStream, HeadNeverCallsTheSource) {
+  Streamer streamer;
+  auto running = start(test_options(), streamer.handler());
+  Client client(running.port);
+  auto head = client.roundtrip(request("HEAD", "/export"), /*head=*/true);
+  ASSERT_TRUE(head);
+  EXPECT_EQ(head->status, 200);
+  EXPECT_EQ(head->header("transfer-encoding").value_or(""), "chunked");
+  auto get = client.roundtrip(request("GET", "/export"));
+  ASSERT_TRUE(get);
+  auto body = client.read_chunked();
+  ASSERT_TRUE(body);
+  EXPECT_EQ(*body, streamer.expected());
+  EXPECT_EQ(*streamer.calls, 4);  // only the GET's
+}
+
+TEST(ServerStream, Http10GetsAnUnframedBodyEndedByClose) {
+  Streamer streamer;
+  auto running = start(test_options(), streamer.handler());
+  Client client(running.port);
+  auto head = client.roundtrip("GET /export HTTP/1.0\r\n\r\n");
+  ASSERT_TRUE(head);
+  EXPECT_EQ(head->status, 200);
+  EXPECT_FALSE(head->header("transfer-encoding"));
+  EXPECT_EQ(client.read_to_close(), streamer.expected());
 }
 
 }  // namespace
