@@ -325,8 +325,13 @@ void delete_client(Services& s, const Call& c, const http::Responder& respond) {
         if (!cancelled) {
           return cancelled.error();
         }
-        return audit_change(repo, s, actor, "client.delete", id, id, client_json(**before),
-                            nullptr);
+        if (auto st = audit_change(repo, s, actor, "client.delete", id, id, client_json(**before),
+                                   nullptr);
+            !st) {
+          return st;
+        }
+        return repo.audit_cancelled(actor, id, id, "the client was deleted", *cancelled,
+                                    s.clock.now());
       },
       [] {
         return http::Response{204, "", {}, ""};

@@ -504,6 +504,39 @@ struct Dispatcher::Impl {
     }
   }
 
+  // Stores what an attempt sent and, the first time (or when a retry rendered something else),
+  // says so in the audit trail: the templates and versions, and hashes of the content. The
+  // chain holds hashes only, so the stored body can be pruned later and the chain still holds.
+  static Status record_content(store::Repo& r, const InFlight& flight, Timestamp now) {
+    auto before = r.content(flight.message.id);
+    if (!before) {
+      return before.error();
+    }
+    if (auto s = r.set_content(flight.message.id, flight.content); !s) {
+      return s;
+    }
+    if (before->has_value() && (*before)->content_hash == flight.content.content_hash) {
+      return {};
+    }
+    const auto& c = flight.content;
+    nlohmann::json data{{"message", flight.message.id},
+                        {"channel", flight.message.channel},
+                        {"templates", nlohmann::json::parse(c.templates, nullptr, false)},
+                        {"content_sha256", c.content_hash},
+                        {"body_sha256", sha256_hex(c.body)}};
+    if (!c.subject.empty()) {
+      data["subject_sha256"] = sha256_hex(c.subject);
+    }
+    if (!c.address.empty()) {
+      data["address"] = c.address;
+    }
+    if (c.sms_segments) {
+      data["sms_segments"] = *c.sms_segments;
+    }
+    return r.audit("message.rendered", "dispatcher", flight.message.client_id, flight.message.id,
+                   data.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace), now);
+  }
+
   // Records a batch of outcomes in one commit.
   void record(std::vector<Completion>& done) {
     if (done.empty()) {
@@ -550,7 +583,7 @@ struct Dispatcher::Impl {
         const auto& flight = done[i].flight;
         const auto& [attempt, decision] = rows[i];
         if (!flight.content.content_hash.empty()) {
-          if (auto s = r.set_content(flight.message.id, flight.content); !s) {
+          if (auto s = record_content(r, flight, now); !s) {
             return s;
           }
         }

@@ -241,6 +241,8 @@ Result<IngestResult> apply_event(store::Repo& repo, const Event& input, Timestam
   }
 
   std::string audit_data;
+  std::vector<Message> planned;
+  std::vector<std::string> cancelled_ids;
   if (result.applied) {
     if (!stored_incident->has_value() || incident.phase != event.phase) {
       incident.previous_phase = previous_phase;
@@ -263,6 +265,7 @@ Result<IngestResult> apply_event(store::Repo& repo, const Event& input, Timestam
     if (!cancelled) {
       return cancelled.error();
     }
+    cancelled_ids = std::move(*cancelled);
     auto escalations_cancelled = repo.cancel_superseded_escalations(event, now);
     if (!escalations_cancelled) {
       return escalations_cancelled.error();
@@ -332,7 +335,10 @@ Result<IngestResult> apply_event(store::Repo& repo, const Event& input, Timestam
       if (!inserted) {
         return inserted.error();
       }
-      result.messages += *inserted ? 1 : 0;
+      if (*inserted) {
+        ++result.messages;
+        planned.push_back(std::move(m));
+      }
     }
     // Notification deadlines this phase starts: their reminders are messages of their own.
     if (auto started = obligation::on_event(repo, event, *contacts, now); !started) {
@@ -348,7 +354,7 @@ Result<IngestResult> apply_event(store::Repo& repo, const Event& input, Timestam
                                 {"source", event.source},
                                 {"drill", event.drill},
                                 {"messages", result.messages},
-                                {"cancelled", *cancelled},
+                                {"cancelled", cancelled_ids.size()},
                                 {"escalations_cancelled", *escalations_cancelled}}
                      .dump();
   } else {
@@ -366,6 +372,16 @@ Result<IngestResult> apply_event(store::Repo& repo, const Event& input, Timestam
   }
   if (auto s = repo.audit("event.received", event.token_name, event.client_id, event.incident_id,
                           audit_data, now);
+      !s) {
+    return s.error();
+  }
+  // One record lists every message the event planned (not one per message: ingest throughput),
+  // another the ones it cancelled.
+  if (auto s = repo.audit_planned("planner", "event", planned, now); !s) {
+    return s.error();
+  }
+  if (auto s = repo.audit_cancelled("planner", event.client_id, event.incident_id,
+                                    "superseded by event " + event.event_id, cancelled_ids, now);
       !s) {
     return s.error();
   }

@@ -98,8 +98,14 @@ Status schedule_repeats(store::Repo& repo, const std::vector<Message>& claimed, 
       }
       next.send_at = send_time(next.planned_at, **contact, m.quiet_hours);
     }
-    if (auto inserted = repo.insert_message(next); !inserted) {
+    auto inserted = repo.insert_message(next);
+    if (!inserted) {
       return inserted.error();
+    }
+    if (*inserted) {
+      if (auto s = repo.audit_planned("scheduler", "repeat", {next}, now); !s) {
+        return s;
+      }
     }
   }
   return {};
@@ -114,6 +120,7 @@ Result<std::vector<EscalationOutcome>> fire_due_escalations(store::Repo& repo, T
   std::vector<EscalationOutcome> out;
   for (const auto& e : *due) {
     EscalationOutcome outcome{e.id, store::EscalationStatus::fired, 0};
+    std::vector<Message> added;
     auto acked = repo.rule_acknowledged(e.client_id, e.incident_id, e.phase, e.rule_id);
     auto incident = repo.incident(e.client_id, e.incident_id);
     if (!acked || !incident) {
@@ -140,7 +147,10 @@ Result<std::vector<EscalationOutcome>> fire_due_escalations(store::Repo& repo, T
         if (!inserted) {
           return inserted.error();
         }
-        outcome.messages += *inserted ? 1 : 0;
+        if (*inserted) {
+          ++outcome.messages;
+          added.push_back(std::move(m));
+        }
       }
     }
     if (auto s = repo.resolve_escalation(e.id, outcome.status, now, outcome.messages); !s) {
@@ -153,6 +163,9 @@ Result<std::vector<EscalationOutcome>> fire_due_escalations(store::Repo& repo, T
     if (auto s = repo.audit(fmt::format("escalation.{}", to_string(outcome.status)), "scheduler",
                             e.client_id, e.incident_id, data.dump(), now);
         !s) {
+      return s.error();
+    }
+    if (auto s = repo.audit_planned("scheduler", "escalation", added, now); !s) {
       return s.error();
     }
     out.push_back(outcome);
@@ -213,6 +226,9 @@ Result<std::optional<Message>> plan_fallback(store::Repo& repo, const Message& f
         !s) {
       return s.error();
     }
+    if (auto s = repo.audit_planned("dispatcher", "fallback", {next}, now); !s) {
+      return s.error();
+    }
     return std::optional<Message>(std::move(next));
   }
   return std::optional<Message>{};
@@ -252,7 +268,7 @@ Result<AckOutcome> acknowledge(store::Repo& repo, const std::string& message_id,
   if (!cancelled) {
     return cancelled.error();
   }
-  out.cancelled = *cancelled;
+  out.cancelled = static_cast<int64_t>(cancelled->size());
   auto stopped = repo.acknowledge_escalations(out.message.client_id, out.message.incident_id,
                                               out.message.phase, out.message.rule_id, now);
   if (!stopped) {
@@ -268,6 +284,12 @@ Result<AckOutcome> acknowledge(store::Repo& repo, const std::string& message_id,
                       {"escalations_stopped", out.escalations_stopped}};
   if (auto s = repo.audit("ack.received", out.message.contact_id, out.message.client_id,
                           out.message.incident_id, data.dump(), now);
+      !s) {
+    return s.error();
+  }
+  if (auto s = repo.audit_cancelled(out.message.contact_id, out.message.client_id,
+                                    out.message.incident_id, "the contact acknowledged", *cancelled,
+                                    now);
       !s) {
     return s.error();
   }

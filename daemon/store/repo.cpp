@@ -526,26 +526,31 @@ Result<bool> Repo::insert_message(const Message& m) {
   return *r > 0;
 }
 
-Result<int64_t> Repo::cancel_superseded(const Event& event) {
-  return execute(db_,
-                 "UPDATE messages SET status = 'cancelled', last_error = CASE WHEN phase != ?4 "
-                 "THEN 'cancelled: the incident moved to ' || ?4 "
-                 "ELSE 'cancelled: superseded by event ' || ?3 END "
-                 "WHERE client_id = ?1 AND incident_id = ?2 AND event_id != ?3 "
-                 "AND status IN ('scheduled', 'retrying') "
-                 // Deadline reminders run on their obligation's clock, not the phase's.
-                 "AND kind NOT IN ('reminder', 'overdue')",
-                 [&](Statement& s) {
-                   s.bind(1, event.client_id).bind(2, event.incident_id).bind(3, event.event_id);
-                   s.bind(4, to_string(event.phase));
-                 });
+Result<std::vector<std::string>> Repo::cancel_superseded(const Event& event) {
+  return query<std::string>(
+      db_,
+      "UPDATE messages SET status = 'cancelled', last_error = CASE WHEN phase != ?4 "
+      "THEN 'cancelled: the incident moved to ' || ?4 "
+      "ELSE 'cancelled: superseded by event ' || ?3 END "
+      "WHERE client_id = ?1 AND incident_id = ?2 AND event_id != ?3 "
+      "AND status IN ('scheduled', 'retrying') "
+      // Deadline reminders run on their obligation's clock, not the phase's.
+      "AND kind NOT IN ('reminder', 'overdue') RETURNING id",
+      [&](Statement& s) {
+        s.bind(1, event.client_id).bind(2, event.incident_id).bind(3, event.event_id);
+        s.bind(4, to_string(event.phase));
+      },
+      [](Statement& s) { return s.text(0); });
 }
 
-Result<int64_t> Repo::cancel_client(std::string_view client_id, std::string_view reason) {
-  return execute(db_,
-                 "UPDATE messages SET status = 'cancelled', last_error = ?2 "
-                 "WHERE client_id = ?1 AND status IN ('scheduled', 'retrying')",
-                 [&](Statement& s) { s.bind(1, client_id).bind(2, reason); });
+Result<std::vector<std::string>> Repo::cancel_client(std::string_view client_id,
+                                                     std::string_view reason) {
+  return query<std::string>(
+      db_,
+      "UPDATE messages SET status = 'cancelled', last_error = ?2 "
+      "WHERE client_id = ?1 AND status IN ('scheduled', 'retrying') RETURNING id",
+      [&](Statement& s) { s.bind(1, client_id).bind(2, reason); },
+      [](Statement& s) { return s.text(0); });
 }
 
 // Without INDEXED BY the planner (no ANALYZE statistics) picks messages_status and sorts
@@ -918,18 +923,21 @@ Result<bool> Repo::contact_acknowledged(std::string_view client_id, std::string_
   return r->has_value();
 }
 
-Result<int64_t> Repo::cancel_contact_pending(std::string_view client_id,
-                                             std::string_view incident_id, Phase phase,
-                                             std::string_view rule_id, std::string_view contact_id,
-                                             std::string_view reason) {
-  return execute(db_,
-                 "UPDATE messages SET status = 'cancelled', last_error = ?6 "
-                 "WHERE client_id = ?1 AND incident_id = ?2 AND phase = ?3 AND rule_id = ?4 "
-                 "AND contact_id = ?5 AND status IN ('scheduled', 'retrying')",
-                 [&](Statement& s) {
-                   s.bind(1, client_id).bind(2, incident_id).bind(3, to_string(phase));
-                   s.bind(4, rule_id).bind(5, contact_id).bind(6, reason);
-                 });
+Result<std::vector<std::string>> Repo::cancel_contact_pending(std::string_view client_id,
+                                                              std::string_view incident_id,
+                                                              Phase phase, std::string_view rule_id,
+                                                              std::string_view contact_id,
+                                                              std::string_view reason) {
+  return query<std::string>(
+      db_,
+      "UPDATE messages SET status = 'cancelled', last_error = ?6 "
+      "WHERE client_id = ?1 AND incident_id = ?2 AND phase = ?3 AND rule_id = ?4 "
+      "AND contact_id = ?5 AND status IN ('scheduled', 'retrying') RETURNING id",
+      [&](Statement& s) {
+        s.bind(1, client_id).bind(2, incident_id).bind(3, to_string(phase));
+        s.bind(4, rule_id).bind(5, contact_id).bind(6, reason);
+      },
+      [](Statement& s) { return s.text(0); });
 }
 
 Result<bool> Repo::insert_escalation(const EscalationRecord& e) {
@@ -1131,6 +1139,48 @@ Status Repo::audit(std::string_view kind, std::string_view actor, std::string_vi
         s.bind(5, r.client_id).bind(6, r.subject).bind(7, r.data);
         s.bind(8, r.prev_hash).bind(9, r.hash);
       }));
+}
+
+Status Repo::audit_planned(std::string_view actor, std::string_view cause,
+                           const std::vector<Message>& messages, Timestamp now) {
+  if (messages.empty()) {
+    return {};
+  }
+  nlohmann::json list = nlohmann::json::array();
+  for (const auto& m : messages) {
+    nlohmann::json item{{"id", m.id},
+                        {"channel", m.channel},
+                        {"rule", m.rule_id},
+                        {"update", m.update_number},
+                        {"send_at", format_rfc3339(m.send_at)}};
+    if (!m.contact_id.empty()) {
+      item["contact"] = m.contact_id;
+    } else {
+      item["endpoint"] = m.endpoint_id;
+    }
+    if (!m.role.empty()) {
+      item["role"] = m.role;
+    }
+    list.push_back(std::move(item));
+  }
+  const Message& first = messages.front();
+  nlohmann::json data{{"cause", std::string(cause)},
+                      {"event_id", first.event_id},
+                      {"phase", to_string(first.phase)},
+                      {"messages", std::move(list)}};
+  return audit("messages.planned", actor, first.client_id, first.incident_id,
+               data.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace), now);
+}
+
+Status Repo::audit_cancelled(std::string_view actor, std::string_view client_id,
+                             std::string_view subject, std::string_view reason,
+                             const std::vector<std::string>& ids, Timestamp now) {
+  if (ids.empty()) {
+    return {};
+  }
+  nlohmann::json data{{"reason", std::string(reason)}, {"messages", ids}};
+  return audit("messages.cancelled", actor, client_id, subject,
+               data.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace), now);
 }
 
 Result<std::vector<AuditRecord>> Repo::audit_records(int64_t after_seq, int limit,

@@ -207,9 +207,11 @@ class Repo {
   Result<bool> insert_message(const Message& message);
   // Cancels the incident's scheduled and retrying messages planned by earlier events: a new
   // event (another phase, or news within the same one) supersedes their schedule.
-  Result<int64_t> cancel_superseded(const Event& event);
+  // Each returns the ids of the messages it cancelled.
+  Result<std::vector<std::string>> cancel_superseded(const Event& event);
   // Cancels every pending message of a client (when it is deleted).
-  Result<int64_t> cancel_client(std::string_view client_id, std::string_view reason);
+  Result<std::vector<std::string>> cancel_client(std::string_view client_id,
+                                                 std::string_view reason);
   // Marks up to `limit` due messages `sending`, counting the attempt; returns them.
   Result<std::vector<Message>> claim_due(Timestamp now, int limit);
   // Puts a claimed message back without counting its attempt (the dispatcher held it back):
@@ -244,9 +246,11 @@ class Repo {
                                     Phase phase, std::string_view rule_id,
                                     std::string_view contact_id);
   // Cancels what is still to be sent to one contact for one rule, incident and phase.
-  Result<int64_t> cancel_contact_pending(std::string_view client_id, std::string_view incident_id,
-                                         Phase phase, std::string_view rule_id,
-                                         std::string_view contact_id, std::string_view reason);
+  Result<std::vector<std::string>> cancel_contact_pending(std::string_view client_id,
+                                                          std::string_view incident_id, Phase phase,
+                                                          std::string_view rule_id,
+                                                          std::string_view contact_id,
+                                                          std::string_view reason);
 
   // Escalations.
   Result<bool> insert_escalation(const EscalationRecord& escalation);
@@ -292,6 +296,14 @@ class Repo {
   // Appends one audit record to the chain.
   Status audit(std::string_view kind, std::string_view actor, std::string_view client_id,
                std::string_view subject, std::string_view data_json, Timestamp now);
+  // The pipeline's transitions, each appended in the caller's transaction; nothing is written
+  // for an empty list. "messages.planned": the messages one cause (event, repeat, escalation,
+  // fallback) added, about their incident. "messages.cancelled": the ids a change cancelled.
+  Status audit_planned(std::string_view actor, std::string_view cause,
+                       const std::vector<Message>& messages, Timestamp now);
+  Status audit_cancelled(std::string_view actor, std::string_view client_id,
+                         std::string_view subject, std::string_view reason,
+                         const std::vector<std::string>& ids, Timestamp now);
   Result<std::vector<AuditRecord>> audit_records(int64_t after_seq, int limit,
                                                  std::string_view kind);
   Result<std::vector<AuditRecord>> audit_records(const AuditFilter& filter);

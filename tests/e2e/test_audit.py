@@ -13,7 +13,8 @@ import time
 import unittest
 import urllib.parse
 
-from harness import HERALD_BIN, SLOW, TOKENS, HeraldTestCase, event
+from harness import (HERALD_BIN, SLOW, SMS_AUTH, TOKENS, HeraldTestCase, event, wait_for,
+                     whsec)
 
 
 def rss_kib(pid):
@@ -133,6 +134,84 @@ class AuditTest(HeraldTestCase):
         lines = [json.loads(l) for l in r.body.splitlines()] if isinstance(r.body, str) \
             else [r.body]
         self.assertEqual([l["seq"] for l in lines], [g["seq"] for g in globex])
+
+    def test_every_transition_is_recorded(self):
+        h = self.start()
+        secret = whsec()
+        self.setup_acme(h, webhook_secret=secret, people=True, slack=False, plan={"rules": [
+            {"id": "now", "phases": ["containment"], "roles": ["executive"],
+             "channels": ["email"], "delay": "0s", "quiet_hours": "ignore"},
+            {"id": "later", "phases": ["containment"], "roles": ["legal"],
+             "channels": ["email"], "delay": "1h", "quiet_hours": "ignore"},
+            {"id": "rooms", "phases": ["containment", "eradication"], "endpoints": ["siem"],
+             "delay": "0s"}]})
+        def ago(seconds):
+            return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - seconds))
+        h.ok("POST", "/v1/events", "ingest", event("e1", occurred_at=ago(20)), expect=202)
+        wait_for(lambda: len([d for d in h.deliveries(client="acme")
+                              if d["status"] == "delivered"]) == 2, message="2 delivered")
+        deliveries = {d["rule"]: d for d in h.deliveries(client="acme")}
+        self.assertEqual(deliveries["later"]["status"], "scheduled")
+
+        # The event (with the token's name) and the messages it planned, in one record.
+        [received] = self.page_all(h, kind="event.received")
+        self.assertEqual(received["actor"], "ingest")
+        self.assertEqual(received["data"]["messages"], 3)
+        [planned] = self.page_all(h, kind="messages.planned")
+        self.assertEqual(planned["data"]["cause"], "event")
+        self.assertEqual(planned["data"]["event_id"], "e1")
+        self.assertEqual(planned["subject"], "INC-42")
+        self.assertEqual(sorted(m["id"] for m in planned["data"]["messages"]),
+                         sorted(d["id"] for d in deliveries.values()))
+        self.assertEqual(planned["seq"], received["seq"] + 1)  # same transaction, in order
+
+        # Rendered: which templates wrote it, and hashes of what was sent.
+        rendered = {r["subject"]: r for r in self.page_all(h, kind="message.rendered")}
+        self.assertEqual(set(rendered), {deliveries["now"]["id"], deliveries["rooms"]["id"]})
+        for rule in ("now", "rooms"):
+            detail = h.ok("GET", f"/v1/deliveries/{deliveries[rule]['id']}", "audit")
+            data = rendered[detail["id"]]["data"]
+            self.assertEqual(data["content_sha256"], detail["content"]["sha256"])
+            self.assertEqual(data["body_sha256"], hashlib.sha256(
+                detail["content"]["body"].encode()).hexdigest())
+            self.assertEqual(data["templates"], detail["templates"])
+        self.assertEqual(rendered[deliveries["now"]["id"]]["data"]["address"],
+                         "dana@acme.example")
+        self.assertTrue(any("@" in t for t in rendered[deliveries["now"]["id"]]["data"]
+                            ["templates"]))
+        attempts = self.page_all(h, kind="delivery.attempt")
+        self.assertEqual(sorted((a["subject"], a["data"]["status"]) for a in attempts),
+                         sorted((deliveries[r]["id"], "delivered") for r in ("now", "rooms")))
+
+        # A newer event cancels what is still scheduled, and says which.
+        h.ok("POST", "/v1/events", "ingest", event("e2", phase="eradication",
+                                                   occurred_at=ago(10)),
+             expect=202)
+        [cancelled] = self.page_all(h, kind="messages.cancelled")
+        self.assertEqual(cancelled["data"]["messages"], [deliveries["later"]["id"]])
+        self.assertIn("e2", cancelled["data"]["reason"])
+        self.assertEqual(h.ok("GET", f"/v1/deliveries/{deliveries['later']['id']}",
+                              "audit")["status"], "cancelled")
+
+        # Deleting the client cancels its pending messages, recorded under the admin's name.
+        h.ok("POST", "/v1/events", "ingest", event("e3", incident="INC-43", occurred_at=ago(0)), expect=202)
+        wait_for(lambda: any(d["incident"] == "INC-43" and d["rule"] == "later"
+                             for d in h.deliveries(client="acme")), message="INC-43 planned")
+        later = [d for d in h.deliveries(client="acme", incident="INC-43")
+                 if d["rule"] == "later"]
+        h.ok("DELETE", "/v1/clients/acme", "admin", expect=204)
+        cancelled = self.page_all(h, kind="messages.cancelled")[-1]
+        self.assertEqual(cancelled["actor"], "admin")
+        self.assertEqual(cancelled["data"]["messages"], [later[0]["id"]])
+        self.assertEqual(cancelled["data"]["reason"], "the client was deleted")
+
+        # Secrets appear nowhere in the trail: not the webhook secret, nor SMS or SMTP ones.
+        r = h.request("GET", "/v1/audit/export?format=jsonl", "audit")
+        text = r.body if isinstance(r.body, str) else json.dumps(r.body)
+        self.assertIn("endpoint.put", text)
+        self.assertNotIn(secret[len("whsec_"):], text)
+        self.assertNotIn(SMS_AUTH, text)
+        self.assertEqual(h.ok("GET", "/v1/audit/verify", "audit")["ok"], True)
 
     def stream(self, h, path, sample=None, chunk=16 * 1024, pause_every=0):
         """GETs path, reading slowly; calls sample() every so often. Returns the body bytes."""
