@@ -275,9 +275,10 @@ void get_delivery(Services& s, const Call& c, const http::Responder& respond) {
     if (content->has_value()) {
       j["content"] =
           json{{"address", (*content)->address.empty() ? json(nullptr) : json((*content)->address)},
-               {"subject", (*content)->subject},
-               {"body", (*content)->body},
-               {"sha256", (*content)->content_hash}};
+               {"subject", (*content)->pruned ? json(nullptr) : json((*content)->subject)},
+               {"body", (*content)->pruned ? json(nullptr) : json((*content)->body)},
+               {"sha256", (*content)->content_hash},
+               {"pruned", (*content)->pruned}};
       // Which template (and stored version) wrote each part.
       j["templates"] = json::parse((*content)->templates, nullptr, false);
       if (j["templates"].is_discarded()) {

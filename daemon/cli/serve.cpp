@@ -12,6 +12,7 @@
 
 #include "channels/registry.hpp"
 #include "daemon/api/api.hpp"
+#include "daemon/audit/retention.hpp"
 #include "daemon/config/config.hpp"
 #include "daemon/core/ack_link.hpp"
 #include "daemon/dispatch/dispatcher.hpp"
@@ -245,6 +246,17 @@ int serve(const std::string& config_path) {
     return 1;
   }
 
+  // [audit] retain_bodies: rendered bodies are pruned in the background, the chain keeps their
+  // hashes.
+  std::unique_ptr<audit::Pruner> pruner;
+  if (cfg.audit.retain_bodies) {
+    pruner = std::make_unique<audit::Pruner>(**store, clock, *cfg.audit.retain_bodies,
+                                             cfg.audit.prune_interval);
+    pruner->start();
+    spdlog::info("retention: message bodies are pruned {} after they were created",
+                 format_duration(*cfg.audit.retain_bodies));
+  }
+
   ingest::Ingestor ingestor(**store, clock, [&dispatcher] { dispatcher.wake(); });
   std::unique_ptr<sources::NatsSource> nats;
   if (cfg.nats) {
@@ -334,6 +346,9 @@ int serve(const std::string& config_path) {
   server.stop(Millis{5'000});
   background.stop();
   dispatcher.stop(Millis{5'000});
+  if (pruner) {
+    pruner->stop();
+  }
   (*store)->stop();
   spdlog::info("stopped");
   spdlog::shutdown();

@@ -566,6 +566,37 @@ void read_nats(Reader& r, const toml::table& root, std::optional<NatsConfig>& ou
   out = std::move(nats);
 }
 
+void read_audit(Reader& r, const toml::table& root, AuditConfig& out) {
+  const toml::table* t = r.table(root, "", "audit");
+  if (t == nullptr) {
+    return;
+  }
+  r.check_keys(*t, "audit", {"retain_bodies", "prune_interval"});
+  if (auto v = r.string(*t, "audit", "retain_bodies")) {
+    auto d = parse_duration(*v);
+    if (*v == "forever") {
+      out.retain_bodies.reset();
+    } else if (!d || d->count() < 1000) {
+      r.problem(t->get("retain_bodies")->source(),
+                "audit.retain_bodies: expected a duration of at least 1s like \"90d\", or "
+                "\"forever\", got " +
+                    quoted(*v));
+    } else {
+      out.retain_bodies = *d;
+    }
+  }
+  if (auto v = r.string(*t, "audit", "prune_interval")) {
+    auto d = parse_duration(*v);
+    if (!d || d->count() < 1000) {
+      r.problem(t->get("prune_interval")->source(),
+                "audit.prune_interval: expected a duration of at least 1s like \"1h\", got " +
+                    quoted(*v));
+    } else {
+      out.prune_interval = *d;
+    }
+  }
+}
+
 void read_delivery(Reader& r, const toml::table& root, DeliveryConfig& out) {
   const toml::table* t = r.table(root, "", "delivery");
   if (t == nullptr) {
@@ -753,9 +784,9 @@ Result<Config> parse_config(std::string_view toml_text, std::string_view source_
 
   Reader r(source_name);
   Config config;
-  r.check_keys(
-      root, "",
-      {"server", "storage", "tokens", "smtp", "sms", "network", "nats", "delivery", "log"});
+  r.check_keys(root, "",
+               {"server", "storage", "tokens", "smtp", "sms", "network", "nats", "delivery",
+                "audit", "log"});
   read_server(r, root, config.server);
   read_storage(r, root, config.storage);
   read_tokens(r, root, config.tokens);
@@ -764,6 +795,7 @@ Result<Config> parse_config(std::string_view toml_text, std::string_view source_
   read_network(r, root, config.network);
   read_nats(r, root, config.nats);
   read_delivery(r, root, config.delivery);
+  read_audit(r, root, config.audit);
   read_log(r, root, config.log);
   if (!r.ok()) {
     return config_error(r.report());

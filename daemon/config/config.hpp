@@ -95,6 +95,13 @@ struct DeliveryConfig {
   std::map<std::string, std::string> rate_limits = {{"slack", "1/s"}, {"sms", "1/s"}};
 };
 
+struct AuditConfig {
+  // How long a message's rendered subject and body are kept after it was created; nullopt keeps
+  // them forever ("forever", the default). The audit chain keeps their hashes either way.
+  std::optional<Millis> retain_bodies;
+  Millis prune_interval{std::chrono::hours(1)};  // how often the daemon looks for bodies to prune
+};
+
 struct LogConfig {
   std::string level = "info";   // trace, debug, info, warn, error
   std::string format = "text";  // text, json (JSON lines)
@@ -110,6 +117,7 @@ struct Config {
   NetworkConfig network;
   std::optional<NatsConfig> nats;
   DeliveryConfig delivery;
+  AuditConfig audit;
   LogConfig log;
 };
 

@@ -654,11 +654,23 @@ Status Repo::set_content(std::string_view id, const MessageContent& c) {
       }));
 }
 
+Result<std::vector<std::pair<std::string, std::string>>> Repo::prune_bodies(Timestamp cutoff,
+                                                                            int limit) {
+  return query<std::pair<std::string, std::string>>(
+      db_,
+      "UPDATE messages SET subject = NULL, body = NULL WHERE seq IN ("
+      "SELECT seq FROM messages WHERE body IS NOT NULL AND created_at < ?1 "
+      "AND status IN ('delivered', 'failed', 'cancelled') ORDER BY created_at LIMIT ?2) "
+      "RETURNING client_id, id",
+      [&](Statement& s) { s.bind(1, ms(cutoff)).bind(2, limit); },
+      [](Statement& s) { return std::make_pair(s.text(0), s.text(1)); });
+}
+
 Result<std::optional<MessageContent>> Repo::content(std::string_view id) {
   return query_one<MessageContent>(
       db_,
-      "SELECT address, subject, body, content_hash, templates, sms_segments FROM messages "
-      "WHERE id = ?1 AND content_hash IS NOT NULL",
+      "SELECT address, subject, body, content_hash, templates, sms_segments, body IS NULL "
+      "FROM messages WHERE id = ?1 AND content_hash IS NOT NULL",
       [&](Statement& s) { s.bind(1, id); },
       [](Statement& s) {
         return MessageContent{s.text(0),
@@ -666,7 +678,8 @@ Result<std::optional<MessageContent>> Repo::content(std::string_view id) {
                               s.text(2),
                               s.text(3),
                               s.is_null(4) ? "[]" : s.text(4),
-                              s.optional_integer(5)};
+                              s.optional_integer(5),
+                              s.integer(6) != 0};
       });
 }
 

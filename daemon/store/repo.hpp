@@ -65,6 +65,7 @@ struct MessageContent {
   std::string content_hash;
   std::string templates = "[]";         // JSON array: the template (and version) of each part
   std::optional<int64_t> sms_segments;  // SMS only
+  bool pruned = false;                  // retention cleared subject and body; the hashes stay
 };
 
 // One version of a template stored through the API. Every PUT and DELETE adds a version; a
@@ -226,6 +227,11 @@ class Repo {
   Status finish_attempt(std::string_view id, MessageStatus status, Timestamp send_at,
                         std::optional<Timestamp> delivered_at, std::string_view last_error);
   Status set_content(std::string_view id, const MessageContent& content);
+  // Retention: clears the subject and body of up to `limit` finished (delivered, failed,
+  // cancelled) messages created before `cutoff`, oldest first, keeping their content hash.
+  // Returns (client, message id) of each.
+  Result<std::vector<std::pair<std::string, std::string>>> prune_bodies(Timestamp cutoff,
+                                                                        int limit);
   Result<std::optional<MessageContent>> content(std::string_view id);
   Result<std::optional<Message>> message(std::string_view id);
   Result<std::vector<Attempt>> attempts(std::string_view message_id);

@@ -252,6 +252,14 @@ TEST(ConfigTest, BadConfigsNameFileLineAndKey) {
        "herald.toml:2:10: log.format: expected one of text, json, got \"xml\""},
       {"bad log sink", "[log]\nsink = \"syslog\"\n",
        "herald.toml:2:8: log.sink: expected one of auto, stderr, journal, got \"syslog\""},
+      {"bad retain_bodies", "[audit]\nretain_bodies = \"90 days\"\n",
+       "herald.toml:2:17: audit.retain_bodies: expected a duration of at least 1s like \"90d\", "
+       "or \"forever\", got \"90 days\""},
+      {"tiny prune_interval", "[audit]\nprune_interval = \"10ms\"\n",
+       "herald.toml:2:18: audit.prune_interval: expected a duration of at least 1s like \"1h\", "
+       "got \"10ms\""},
+      {"unknown audit key", "[audit]\nretain = \"1d\"\n",
+       "herald.toml:2:1: unknown key \"audit.retain\""},
       {"syntax error", "[server]\nlisten = \"127.0.0.1:8080\"\nport = \n",
        "herald.toml:3:8: TOML syntax error: "},
   };
@@ -267,6 +275,21 @@ TEST(ConfigTest, BadConfigsNameFileLineAndKey) {
       EXPECT_EQ(config.error().message, c.message) << c.name;
     }
   }
+}
+
+TEST(ConfigTest, AuditRetention) {
+  auto defaults = parse_config("", "herald.toml", no_env());
+  ASSERT_TRUE(defaults.ok());
+  EXPECT_FALSE(defaults->audit.retain_bodies);  // kept forever unless asked
+  EXPECT_EQ(defaults->audit.prune_interval, 1h);
+  auto set = parse_config("[audit]\nretain_bodies = \"90d\"\nprune_interval = \"15m\"\n",
+                          "herald.toml", no_env());
+  ASSERT_TRUE(set.ok()) << set.error().message;
+  EXPECT_EQ(set->audit.retain_bodies, std::chrono::hours(24 * 90));
+  EXPECT_EQ(set->audit.prune_interval, 15min);
+  auto forever = parse_config("[audit]\nretain_bodies = \"forever\"\n", "herald.toml", no_env());
+  ASSERT_TRUE(forever.ok());
+  EXPECT_FALSE(forever->audit.retain_bodies);
 }
 
 TEST(ConfigTest, SeveralProblemsReportedInFileOrder) {

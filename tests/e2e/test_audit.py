@@ -14,7 +14,7 @@ import unittest
 import urllib.parse
 
 from harness import (HERALD_BIN, SLOW, SMS_AUTH, TOKENS, HeraldTestCase, event, wait_for,
-                     whsec)
+                     whsec, write_config)
 
 
 def rss_kib(pid):
@@ -195,8 +195,9 @@ class AuditTest(HeraldTestCase):
 
         # Deleting the client cancels its pending messages, recorded under the admin's name.
         h.ok("POST", "/v1/events", "ingest", event("e3", incident="INC-43", occurred_at=ago(0)), expect=202)
-        wait_for(lambda: any(d["incident"] == "INC-43" and d["rule"] == "later"
-                             for d in h.deliveries(client="acme")), message="INC-43 planned")
+        wait_for(lambda: len([d for d in h.deliveries(client="acme", incident="INC-43")
+                              if d["status"] == "delivered"]) == 2,
+                 message="INC-43's immediate messages delivered")
         later = [d for d in h.deliveries(client="acme", incident="INC-43")
                  if d["rule"] == "later"]
         h.ok("DELETE", "/v1/clients/acme", "admin", expect=204)
@@ -212,6 +213,52 @@ class AuditTest(HeraldTestCase):
         self.assertNotIn(secret[len("whsec_"):], text)
         self.assertNotIn(SMS_AUTH, text)
         self.assertEqual(h.ok("GET", "/v1/audit/verify", "audit")["ok"], True)
+
+    def test_retention_prunes_bodies_and_the_chain_still_verifies(self):
+        self.mail = self.start_mail()
+        self.hooks = self.start_hooks()
+        self.config = write_config(self.workdir, self.mail.port, self.hooks.port,
+                                   extra='[audit]\nretain_bodies = "3s"\nprune_interval = "1s"\n')
+        h = self.herald = self.start_herald(self.config)
+        self.setup_acme(h, slack=False)
+        h.ok("POST", "/v1/events", "ingest", event("e1"), expect=202)
+        delivered = h.wait_deliveries(4, client="acme")
+        ids = sorted(d["id"] for d in delivered)
+        # Right after delivery the text is there, and message.rendered holds its hash.
+        first = h.ok("GET", f"/v1/deliveries/{ids[0]}", "audit")
+        self.assertIsNotNone(first["content"]["body"])
+        self.assertIs(first["content"]["pruned"], False)
+        rendered = {r["subject"]: r["data"] for r in self.page_all(h, kind="message.rendered")}
+        self.assertEqual(rendered[ids[0]]["body_sha256"],
+                         hashlib.sha256(first["content"]["body"].encode()).hexdigest())
+
+        def pruned():
+            return sorted(m for r in self.page_all(h, kind="bodies.pruned")
+                          for m in r["data"]["messages"])
+        wait_for(lambda: pruned() == ids, timeout=30 * SLOW, message="every body pruned")
+        for mid in ids:
+            d = h.ok("GET", f"/v1/deliveries/{mid}", "audit")
+            self.assertIsNone(d["content"]["body"])
+            self.assertIsNone(d["content"]["subject"])
+            self.assertIs(d["content"]["pruned"], True)
+            # What is left proves who, when, on which channel, and which content.
+            self.assertEqual(d["content"]["sha256"], rendered[mid]["content_sha256"])
+            self.assertEqual(d["status"], "delivered")
+        [record] = self.page_all(h, kind="bodies.pruned")[:1]
+        self.assertEqual(record["actor"], "retention")
+        self.assertEqual(record["client"], "acme")
+        self.assertEqual(record["data"]["retain"], "3s")
+        self.assertEqual(h.ok("GET", "/v1/audit/verify", "audit")["ok"], True)
+        # The text is gone from the database file itself, not just from the API.
+        db = sqlite3.connect(self.path("herald.db"))
+        self.assertEqual(db.execute("SELECT COUNT(*) FROM messages WHERE body IS NOT NULL "
+                                    "OR subject IS NOT NULL").fetchone()[0], 0)
+        db.close()
+        self.stop_herald(h)
+        offline = subprocess.run([HERALD_BIN, "audit", "verify", "--database",
+                                  self.path("herald.db")], capture_output=True, text=True)
+        self.assertEqual(offline.returncode, 0, offline.stdout + offline.stderr)
+        self.assertIn("audit chain ok", offline.stdout)
 
     def stream(self, h, path, sample=None, chunk=16 * 1024, pause_every=0):
         """GETs path, reading slowly; calls sample() every so often. Returns the body bytes."""
