@@ -316,7 +316,9 @@ class AuditTest(HeraldTestCase):
         # The body is ~30 MB: holding it (or its records) would show; pages of 500 do not.
         self.assertLess(len(body), 60e6)
         self.assertGreater(len(body), 25e6)
-        self.assertLess(during - before, 16 * 1024, f"RSS grew from {before} to {during} KiB")
+        if SLOW == 1:  # sanitizer builds hold freed memory in quarantine (256 MB): no bound
+            self.assertLess(during - before, 16 * 1024,
+                            f"RSS grew from {before} to {during} KiB")
 
         # CSV: a header row, then the same records, RFC 4180 quoting that csv reads back.
         body = self.stream(h, "/v1/audit/export?format=csv", pause_every=0, chunk=256 * 1024)
