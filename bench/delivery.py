@@ -40,7 +40,9 @@ import threading
 import time
 import urllib.parse
 
-TOKEN = "bench-token"
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import benchlib  # noqa: E402
+from benchlib import TOKEN, call  # noqa: E402
 RESPONSE = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"
 
 
@@ -160,26 +162,9 @@ level = "info"
         lines.append(f"{key} = {json.dumps(value)}")
     with open(config, "w") as f:
         f.write("\n".join(lines) + "\n")
-    log = open(os.path.join(workdir, "herald.log"), "w+")
-    proc = subprocess.Popen([herald, "serve", "--config", config], stdout=log, stderr=log)
-    deadline = time.time() + 30
-    while time.time() < deadline:
-        log.seek(0)
-        m = re.search(r"listening on http://127\.0\.0\.1:(\d+)", log.read())
-        if m:
-            return proc, int(m.group(1))
-        time.sleep(0.05)
-    proc.kill()
-    sys.exit("herald did not start")
+    return benchlib.start_herald(herald, workdir, config)
 
 
-def call(conn, method, path, body=None):
-    headers = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
-    conn.request(method, path, body=json.dumps(body) if body is not None else None,
-                 headers=headers)
-    r = conn.getresponse()
-    data = r.read()
-    return r.status, data
 
 
 def must(conn, method, path, body=None):

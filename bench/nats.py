@@ -28,7 +28,9 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "e2e"))
 from natsclient import NatsClient, NatsServer  # noqa: E402
 
-TOKEN = "bench-token"
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import benchlib  # noqa: E402
+from benchlib import TOKEN, call  # noqa: E402
 STREAM = "INCIDENTS"
 SUBJECT = "incidents.phase"
 
@@ -51,25 +53,9 @@ from = "Herald <herald@msp.example>"
         if nats_url:
             f.write(f'[nats]\nurl = "{nats_url}"\nstream = "{STREAM}"\nsubject = "{SUBJECT}"\n'
                     f'consumer = "herald"\nbatch = {batch}\n')
-    log = open(os.path.join(workdir, "herald.log"), "w+")
-    proc = subprocess.Popen([herald, "serve", "--config", config], stdout=log, stderr=log)
-    deadline = time.time() + 30
-    while time.time() < deadline:
-        log.seek(0)
-        m = re.search(r"listening on http://127\.0\.0\.1:(\d+)", log.read())
-        if m:
-            return proc, int(m.group(1))
-        time.sleep(0.01)
-    proc.kill()
-    sys.exit("herald did not start")
+    return benchlib.start_herald(herald, workdir, config)
 
 
-def call(conn, method, path, body=None):
-    headers = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
-    conn.request(method, path, body=json.dumps(body) if body is not None else None,
-                 headers=headers)
-    r = conn.getresponse()
-    return r.status, r.read()
 
 
 def event(event_id, incident):
