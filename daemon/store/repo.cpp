@@ -3,18 +3,12 @@
 #include <nlohmann/json.hpp>
 
 #include "daemon/core/crypto.hpp"
+#include "daemon/store/query.hpp"
 
 namespace herald::store {
 namespace {
 
 using nlohmann::json;
-
-int64_t ms(Timestamp t) {
-  return t.time_since_epoch().count();
-}
-Timestamp ts(int64_t v) {
-  return Timestamp{Millis{v}};
-}
 
 std::string to_json_array(const std::vector<std::string>& values) {
   return json(values).dump();
@@ -33,31 +27,9 @@ std::vector<std::string> from_json_array(const std::string& text) {
   return out;
 }
 
-// Runs a cached statement after `bind` and collects rows with `row`.
-template <class T, class Bind, class Row>
-Result<std::vector<T>> query(Database& db, const std::string& sql, Bind bind, Row row) {
-  auto stmt = db.cached(sql);
-  if (!stmt) {
-    return stmt.error();
-  }
-  bind(**stmt);
-  std::vector<T> out;
-  while (true) {
-    auto r = (*stmt)->step();
-    if (!r) {
-      return r.error();
-    }
-    if (!*r) {
-      break;
-    }
-    out.push_back(row(**stmt));
-  }
-  return out;
-}
-
 template <class T, class Bind, class Row>
 Result<std::optional<T>> query_one(Database& db, const std::string& sql, Bind bind, Row row) {
-  auto rows = query<T>(db, sql, bind, row);
+  auto rows = select_rows<T>(db, sql, bind, row);
   if (!rows) {
     return rows.error();
   }
@@ -137,9 +109,9 @@ Incident incident_row(Statement& s) {
     i.previous_phase = parse_phase(s.text(5));
   }
   i.drill = s.integer(6) != 0;
-  i.opened_at = ts(s.integer(7));
-  i.phase_since = ts(s.integer(8));
-  i.updated_at = ts(s.integer(9));
+  i.opened_at = from_ms(s.integer(7));
+  i.phase_since = from_ms(s.integer(8));
+  i.updated_at = from_ms(s.integer(9));
   return i;
 }
 
@@ -156,11 +128,11 @@ StoredEvent event_row(Statement& s) {
   e.phase = parse_phase(s.text(3)).value_or(Phase::preparation);
   e.severity = parse_severity(s.text(4)).value_or(Severity::low);
   e.title = s.text(5);
-  e.occurred_at = ts(s.integer(6));
+  e.occurred_at = from_ms(s.integer(6));
   e.summary = s.text(7);
   e.details_json = s.text(8);
   e.drill = s.integer(9) != 0;
-  e.received_at = ts(s.integer(10));
+  e.received_at = from_ms(s.integer(10));
   e.source = s.text(11);
   e.token_name = s.text(12);
   out.applied = s.integer(13) != 0;
@@ -191,24 +163,24 @@ Message message_row(Statement& s) {
   m.status = parse_message_status(s.text(10)).value_or(MessageStatus::scheduled);
   m.attempts = static_cast<int>(s.integer(11));
   m.update_number = static_cast<int>(s.integer(12));
-  m.created_at = ts(s.integer(13));
-  m.send_at = ts(s.integer(14));
+  m.created_at = from_ms(s.integer(13));
+  m.send_at = from_ms(s.integer(14));
   if (auto d = s.optional_integer(15)) {
-    m.delivered_at = ts(*d);
+    m.delivered_at = from_ms(*d);
   }
   m.last_error = s.text(16);
   if (auto r = s.optional_integer(18)) {
     m.repeat = Millis{*r};
   }
-  m.planned_at = s.is_null(19) ? m.send_at : ts(s.integer(19));
+  m.planned_at = s.is_null(19) ? m.send_at : from_ms(s.integer(19));
   m.quiet_hours = s.text(20) == "ignore" ? QuietHoursPolicy::ignore : QuietHoursPolicy::respect;
   m.kind = s.text(21);
   if (auto a = s.optional_integer(22)) {
-    m.acknowledged_at = ts(*a);
+    m.acknowledged_at = from_ms(*a);
   }
   m.fallback_of = s.text(23);
   if (auto f = s.optional_integer(24)) {
-    m.first_attempt_at = ts(*f);
+    m.first_attempt_at = from_ms(*f);
   }
   return m;
 }
@@ -216,8 +188,11 @@ Message message_row(Statement& s) {
 const std::string kAuditColumns = "seq, at, kind, actor, client_id, subject, data, prev_hash, hash";
 
 AuditRecord audit_row(Statement& s) {
-  return AuditRecord{s.integer(0), ts(s.integer(1)), s.text(2), s.text(3), s.text(4),
-                     s.text(5),    s.text(6),        s.text(7), s.text(8)};
+  return AuditRecord{s.integer(0), from_ms(s.integer(1)),
+                     s.text(2),    s.text(3),
+                     s.text(4),    s.text(5),
+                     s.text(6),    s.text(7),
+                     s.text(8)};
 }
 
 }  // namespace
@@ -233,7 +208,7 @@ std::string audit_hash(const AuditRecord& r) {
   };
   add(r.prev_hash);
   add(std::to_string(r.seq));
-  add(std::to_string(ms(r.at)));
+  add(std::to_string(to_ms(r.at)));
   add(r.kind);
   add(r.actor);
   add(r.client_id);
@@ -251,7 +226,7 @@ Result<std::optional<Client>> Repo::client(std::string_view id) {
 }
 
 Result<std::vector<Client>> Repo::clients() {
-  return query<Client>(
+  return select_rows<Client>(
       db_, "SELECT id, name, timezone, locale FROM clients WHERE deleted_at IS NULL ORDER BY id",
       [](Statement&) {}, client_row);
 }
@@ -267,7 +242,7 @@ Result<bool> Repo::put_client(const Client& c, Timestamp now) {
       "VALUES (?1, ?2, ?3, ?4, ?5, ?5) ON CONFLICT (id) DO UPDATE SET "
       "name = ?2, timezone = ?3, locale = ?4, updated_at = ?5, deleted_at = NULL",
       [&](Statement& s) {
-        s.bind(1, c.id).bind(2, c.name).bind(3, c.timezone).bind(4, c.locale).bind(5, ms(now));
+        s.bind(1, c.id).bind(2, c.name).bind(3, c.timezone).bind(4, c.locale).bind(5, to_ms(now));
       });
   if (!r) {
     return r.error();
@@ -277,7 +252,7 @@ Result<bool> Repo::put_client(const Client& c, Timestamp now) {
 
 Result<bool> Repo::delete_client(std::string_view id, Timestamp now) {
   auto r = execute(db_, "UPDATE clients SET deleted_at = ?2 WHERE id = ?1 AND deleted_at IS NULL",
-                   [&](Statement& s) { s.bind(1, id).bind(2, ms(now)); });
+                   [&](Statement& s) { s.bind(1, id).bind(2, to_ms(now)); });
   if (!r) {
     return r.error();
   }
@@ -297,7 +272,7 @@ Result<bool> Repo::delete_client(std::string_view id, Timestamp now) {
 // ---- contacts ------------------------------------------------------------------------------
 
 Result<std::vector<Contact>> Repo::contacts(std::string_view client_id) {
-  return query<Contact>(
+  return select_rows<Contact>(
       db_, "SELECT " + kContactColumns + " FROM contacts WHERE client_id = ?1 ORDER BY id",
       [&](Statement& s) { s.bind(1, client_id); }, contact_row);
 }
@@ -328,7 +303,7 @@ Result<bool> Repo::put_contact(const Contact& c, Timestamp now) {
         } else {
           s.bind_null(9).bind_null(10);
         }
-        s.bind(11, to_json_array(c.channels)).bind(12, ms(now));
+        s.bind(11, to_json_array(c.channels)).bind(12, to_ms(now));
       });
   if (!r) {
     return r.error();
@@ -348,7 +323,7 @@ Result<bool> Repo::delete_contact(std::string_view client_id, std::string_view i
 // ---- endpoints -----------------------------------------------------------------------------
 
 Result<std::vector<Endpoint>> Repo::endpoints(std::string_view client_id) {
-  return query<Endpoint>(
+  return select_rows<Endpoint>(
       db_,
       "SELECT client_id, id, type, url, secrets, enabled FROM endpoints WHERE client_id = ?1 "
       "ORDER BY id",
@@ -374,7 +349,7 @@ Result<bool> Repo::put_endpoint(const Endpoint& e, Timestamp now) {
                    "type = ?3, url = ?4, secrets = ?5, enabled = ?6, updated_at = ?7",
                    [&](Statement& s) {
                      s.bind(1, e.client_id).bind(2, e.id).bind(3, to_string(e.type)).bind(4, e.url);
-                     s.bind(5, to_json_array(e.secrets)).bind(6, e.enabled).bind(7, ms(now));
+                     s.bind(5, to_json_array(e.secrets)).bind(6, e.enabled).bind(7, to_ms(now));
                    });
   if (!r) {
     return r.error();
@@ -397,7 +372,7 @@ Result<bool> Repo::set_endpoint_enabled(std::string_view client_id, std::string_
       db_,
       "UPDATE endpoints SET enabled = ?3, updated_at = ?4 "
       "WHERE client_id = ?1 AND id = ?2 AND enabled <> ?3",
-      [&](Statement& s) { s.bind(1, client_id).bind(2, id).bind(3, enabled).bind(4, ms(now)); });
+      [&](Statement& s) { s.bind(1, client_id).bind(2, id).bind(3, enabled).bind(4, to_ms(now)); });
   if (!r) {
     return r.error();
   }
@@ -411,7 +386,7 @@ Result<std::optional<StoredPlan>> Repo::plan(std::string_view client_id) {
       db_, "SELECT body, version, updated_at FROM plans WHERE client_id = ?1",
       [&](Statement& s) { s.bind(1, client_id); },
       [](Statement& s) {
-        return StoredPlan{s.text(0), s.integer(1), ts(s.integer(2))};
+        return StoredPlan{s.text(0), s.integer(1), from_ms(s.integer(2))};
       });
 }
 
@@ -421,7 +396,7 @@ Result<int64_t> Repo::put_plan(std::string_view client_id, std::string_view body
               "INSERT INTO plans (client_id, body, version, updated_at) VALUES (?1, ?2, 1, ?3) "
               "ON CONFLICT (client_id) DO UPDATE SET body = ?2, version = version + 1, "
               "updated_at = ?3",
-              [&](Statement& s) { s.bind(1, client_id).bind(2, body).bind(3, ms(now)); });
+              [&](Statement& s) { s.bind(1, client_id).bind(2, body).bind(3, to_ms(now)); });
   if (!r) {
     return r.error();
   }
@@ -450,8 +425,11 @@ Status Repo::insert_event(const Event& e, std::optional<Phase> previous_phase, b
       [&](Statement& s) {
         s.bind(1, e.client_id).bind(2, e.event_id).bind(3, e.incident_id);
         s.bind(4, to_string(e.phase)).bind(5, to_string(e.severity)).bind(6, e.title);
-        s.bind(7, ms(e.occurred_at)).bind(8, e.summary).bind(9, e.details_json).bind(10, e.drill);
-        s.bind(11, ms(e.received_at)).bind(12, e.source).bind(13, e.token_name);
+        s.bind(7, to_ms(e.occurred_at))
+            .bind(8, e.summary)
+            .bind(9, e.details_json)
+            .bind(10, e.drill);
+        s.bind(11, to_ms(e.received_at)).bind(12, e.source).bind(13, e.token_name);
         s.bind(14, applied).bind(15, messages);
         if (previous_phase) {
           s.bind(16, to_string(*previous_phase));
@@ -463,7 +441,7 @@ Status Repo::insert_event(const Event& e, std::optional<Phase> previous_phase, b
 
 Result<std::vector<StoredEvent>> Repo::incident_events(std::string_view client_id,
                                                        std::string_view incident_id) {
-  return query<StoredEvent>(
+  return select_rows<StoredEvent>(
       db_,
       "SELECT " + kEventColumns +
           " FROM events WHERE client_id = ?1 AND incident_id = ?2 "
@@ -492,8 +470,8 @@ Status Repo::put_incident(const Incident& i) {
         } else {
           s.bind_null(6);
         }
-        s.bind(7, i.drill).bind(8, ms(i.opened_at)).bind(9, ms(i.phase_since));
-        s.bind(10, ms(i.updated_at));
+        s.bind(7, i.drill).bind(8, to_ms(i.opened_at)).bind(9, to_ms(i.phase_since));
+        s.bind(10, to_ms(i.updated_at));
       }));
 }
 
@@ -512,10 +490,10 @@ Result<bool> Repo::insert_message(const Message& m) {
         s.bind(1, m.id).bind(2, m.event_id).bind(3, m.client_id).bind(4, m.incident_id);
         s.bind(5, to_string(m.phase)).bind(6, m.rule_id).bind(7, m.contact_id);
         s.bind(8, m.endpoint_id).bind(9, m.role).bind(10, m.channel);
-        s.bind(11, to_string(m.status)).bind(12, m.update_number).bind(13, ms(m.created_at));
-        s.bind(14, ms(m.send_at));
+        s.bind(11, to_string(m.status)).bind(12, m.update_number).bind(13, to_ms(m.created_at));
+        s.bind(14, to_ms(m.send_at));
         s.bind_optional(15, m.repeat ? std::optional<int64_t>(m.repeat->count()) : std::nullopt);
-        s.bind(16, ms(m.planned_at == Timestamp{} ? m.send_at : m.planned_at));
+        s.bind(16, to_ms(m.planned_at == Timestamp{} ? m.send_at : m.planned_at));
         s.bind(17, m.quiet_hours == QuietHoursPolicy::ignore ? "ignore" : "respect");
         s.bind(18, m.kind);
         s.bind_text_or_null(19, m.fallback_of);
@@ -527,7 +505,7 @@ Result<bool> Repo::insert_message(const Message& m) {
 }
 
 Result<std::vector<std::string>> Repo::cancel_superseded(const Event& event) {
-  return query<std::string>(
+  return select_rows<std::string>(
       db_,
       "UPDATE messages SET status = 'cancelled', last_error = CASE WHEN phase != ?4 "
       "THEN 'cancelled: the incident moved to ' || ?4 "
@@ -545,7 +523,7 @@ Result<std::vector<std::string>> Repo::cancel_superseded(const Event& event) {
 
 Result<std::vector<std::string>> Repo::cancel_client(std::string_view client_id,
                                                      std::string_view reason) {
-  return query<std::string>(
+  return select_rows<std::string>(
       db_,
       "UPDATE messages SET status = 'cancelled', last_error = ?2 "
       "WHERE client_id = ?1 AND status IN ('scheduled', 'retrying') RETURNING id",
@@ -556,7 +534,7 @@ Result<std::vector<std::string>> Repo::cancel_client(std::string_view client_id,
 // Without INDEXED BY the planner (no ANALYZE statistics) picks messages_status and sorts
 // every waiting message on each claim: O(backlog) per claim, 3x slower at a 10,000 backlog.
 Result<std::vector<Message>> Repo::claim_due(Timestamp now, int limit) {
-  return query<Message>(
+  return select_rows<Message>(
       db_,
       "UPDATE messages SET status = 'sending', attempts = attempts + 1, "
       "first_attempt_at = COALESCE(first_attempt_at, ?1) WHERE id IN ("
@@ -564,7 +542,7 @@ Result<std::vector<Message>> Repo::claim_due(Timestamp now, int limit) {
       "WHERE status IN ('scheduled', 'retrying') AND send_at <= ?1 "
       "ORDER BY send_at, seq LIMIT ?2) RETURNING " +
           kMessageColumns,
-      [&](Statement& s) { s.bind(1, ms(now)).bind(2, limit); }, message_row);
+      [&](Statement& s) { s.bind(1, to_ms(now)).bind(2, limit); }, message_row);
 }
 
 Status Repo::defer_claimed(std::string_view id, Timestamp send_at) {
@@ -574,11 +552,11 @@ Status Repo::defer_claimed(std::string_view id, Timestamp send_at) {
       "attempts = MAX(attempts - 1, 0), send_at = ?2, "
       "first_attempt_at = CASE WHEN attempts > 1 THEN first_attempt_at END "
       "WHERE id = ?1 AND status = 'sending'",
-      [&](Statement& s) { s.bind(1, id).bind(2, ms(send_at)); }));
+      [&](Statement& s) { s.bind(1, id).bind(2, to_ms(send_at)); }));
 }
 
 Result<int64_t> Repo::requeue_interrupted(Timestamp now) {
-  auto interrupted = query<Message>(
+  auto interrupted = select_rows<Message>(
       db_, "SELECT " + kMessageColumns + " FROM messages WHERE status = 'sending'",
       [](Statement&) {}, message_row);
   if (!interrupted) {
@@ -615,7 +593,7 @@ Result<std::optional<Timestamp>> Repo::next_due() {
   if (!r->has_value()) {
     return std::optional<Timestamp>{};
   }
-  return std::optional<Timestamp>(ts(**r));
+  return std::optional<Timestamp>(from_ms(**r));
 }
 
 Status Repo::record_attempt(const Attempt& a) {
@@ -624,7 +602,7 @@ Status Repo::record_attempt(const Attempt& a) {
       "INSERT OR REPLACE INTO attempts (message_id, number, started_at, duration_ms, outcome, "
       "status_code, error) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
       [&](Statement& s) {
-        s.bind(1, a.message_id).bind(2, a.number).bind(3, ms(a.started_at));
+        s.bind(1, a.message_id).bind(2, a.number).bind(3, to_ms(a.started_at));
         s.bind(4, static_cast<int64_t>(a.duration.count())).bind(5, to_string(a.outcome));
         s.bind(6, a.status_code).bind(7, a.error);
       }));
@@ -632,15 +610,16 @@ Status Repo::record_attempt(const Attempt& a) {
 
 Status Repo::finish_attempt(std::string_view id, MessageStatus status, Timestamp send_at,
                             std::optional<Timestamp> delivered_at, std::string_view last_error) {
-  return as_status(execute(
-      db_,
-      "UPDATE messages SET status = ?2, send_at = ?3, delivered_at = ?4, last_error = ?5 "
-      "WHERE id = ?1",
-      [&](Statement& s) {
-        s.bind(1, id).bind(2, to_string(status)).bind(3, ms(send_at));
-        s.bind_optional(4, delivered_at ? std::optional<int64_t>(ms(*delivered_at)) : std::nullopt);
-        s.bind(5, last_error);
-      }));
+  return as_status(
+      execute(db_,
+              "UPDATE messages SET status = ?2, send_at = ?3, delivered_at = ?4, last_error = ?5 "
+              "WHERE id = ?1",
+              [&](Statement& s) {
+                s.bind(1, id).bind(2, to_string(status)).bind(3, to_ms(send_at));
+                s.bind_optional(
+                    4, delivered_at ? std::optional<int64_t>(to_ms(*delivered_at)) : std::nullopt);
+                s.bind(5, last_error);
+              }));
 }
 
 Status Repo::set_content(std::string_view id, const MessageContent& c) {
@@ -656,13 +635,13 @@ Status Repo::set_content(std::string_view id, const MessageContent& c) {
 
 Result<std::vector<std::pair<std::string, std::string>>> Repo::prune_bodies(Timestamp cutoff,
                                                                             int limit) {
-  return query<std::pair<std::string, std::string>>(
+  return select_rows<std::pair<std::string, std::string>>(
       db_,
       "UPDATE messages SET subject = NULL, body = NULL WHERE seq IN ("
       "SELECT seq FROM messages WHERE body IS NOT NULL AND created_at < ?1 "
       "AND status IN ('delivered', 'failed', 'cancelled') ORDER BY created_at LIMIT ?2) "
       "RETURNING client_id, id",
-      [&](Statement& s) { s.bind(1, ms(cutoff)).bind(2, limit); },
+      [&](Statement& s) { s.bind(1, to_ms(cutoff)).bind(2, limit); },
       [](Statement& s) { return std::make_pair(s.text(0), s.text(1)); });
 }
 
@@ -690,7 +669,7 @@ Result<std::optional<Message>> Repo::message(std::string_view id) {
 }
 
 Result<std::vector<std::string>> Repo::channels_tried(const Message& m) {
-  return query<std::string>(
+  return select_rows<std::string>(
       db_,
       "SELECT DISTINCT channel FROM messages WHERE client_id = ?1 AND event_id = ?2 "
       "AND rule_id = ?3 AND contact_id = ?4 AND update_number = ?5 AND kind = ?6",
@@ -702,7 +681,7 @@ Result<std::vector<std::string>> Repo::channels_tried(const Message& m) {
 }
 
 Result<std::vector<Attempt>> Repo::attempts(std::string_view message_id) {
-  return query<Attempt>(
+  return select_rows<Attempt>(
       db_,
       "SELECT message_id, number, started_at, duration_ms, outcome, status_code, error "
       "FROM attempts WHERE message_id = ?1 ORDER BY number",
@@ -711,7 +690,7 @@ Result<std::vector<Attempt>> Repo::attempts(std::string_view message_id) {
         Attempt a;
         a.message_id = s.text(0);
         a.number = static_cast<int>(s.integer(1));
-        a.started_at = ts(s.integer(2));
+        a.started_at = from_ms(s.integer(2));
         a.duration = Millis{s.integer(3)};
         std::string outcome = s.text(4);
         a.outcome = outcome == "delivered"   ? AttemptOutcome::delivered
@@ -725,7 +704,7 @@ Result<std::vector<Attempt>> Repo::attempts(std::string_view message_id) {
 
 Result<MessagePage> Repo::messages(const MessageFilter& f) {
   // One statement with optional filters: a NULL parameter disables its condition.
-  auto rows = query<std::pair<int64_t, Message>>(
+  auto rows = select_rows<std::pair<int64_t, Message>>(
       db_,
       "SELECT " + kMessageColumns +
           " FROM messages WHERE seq > ?1 AND (?2 IS NULL OR client_id = ?2) "
@@ -737,8 +716,8 @@ Result<MessagePage> Repo::messages(const MessageFilter& f) {
         s.bind_text_or_null(2, f.client_id).bind_text_or_null(3, f.incident_id);
         s.bind_text_or_null(4, f.status ? to_string(*f.status) : std::string_view{});
         s.bind_text_or_null(5, f.channel);
-        s.bind_optional(6, f.since ? std::optional<int64_t>(ms(*f.since)) : std::nullopt);
-        s.bind_optional(7, f.until ? std::optional<int64_t>(ms(*f.until)) : std::nullopt);
+        s.bind_optional(6, f.since ? std::optional<int64_t>(to_ms(*f.since)) : std::nullopt);
+        s.bind_optional(7, f.until ? std::optional<int64_t>(to_ms(*f.until)) : std::nullopt);
         s.bind(8, f.limit + 1);
       },
       [](Statement& s) { return std::make_pair(s.integer(17), message_row(s)); });
@@ -760,7 +739,7 @@ Result<MessagePage> Repo::messages(const MessageFilter& f) {
 }
 
 Result<std::vector<StatusCount>> Repo::message_counts() {
-  return query<StatusCount>(
+  return select_rows<StatusCount>(
       db_, "SELECT channel, status, COUNT(*) FROM messages GROUP BY channel, status",
       [](Statement&) {},
       [](Statement& s) {
@@ -772,7 +751,7 @@ Result<int64_t> Repo::queue_depth(Timestamp now) {
   auto r = query_one<int64_t>(
       db_,
       "SELECT COUNT(*) FROM messages WHERE status IN ('scheduled', 'retrying') AND send_at <= ?1",
-      [&](Statement& s) { s.bind(1, ms(now)); }, [](Statement& s) { return s.integer(0); });
+      [&](Statement& s) { s.bind(1, to_ms(now)); }, [](Statement& s) { return s.integer(0); });
   if (!r) {
     return r.error();
   }
@@ -780,11 +759,11 @@ Result<int64_t> Repo::queue_depth(Timestamp now) {
 }
 
 Result<DueQueue> Repo::due_queue(Timestamp now) {
-  auto rows = query<std::tuple<std::string, int64_t, int64_t>>(
+  auto rows = select_rows<std::tuple<std::string, int64_t, int64_t>>(
       db_,
       "SELECT status, COUNT(*), MIN(send_at) FROM messages "
       "WHERE status IN ('scheduled', 'retrying') AND send_at <= ?1 GROUP BY status",
-      [&](Statement& s) { s.bind(1, ms(now)); },
+      [&](Statement& s) { s.bind(1, to_ms(now)); },
       [](Statement& s) { return std::make_tuple(s.text(0), s.integer(1), s.integer(2)); });
   if (!rows) {
     return rows.error();
@@ -792,8 +771,8 @@ Result<DueQueue> Repo::due_queue(Timestamp now) {
   DueQueue q;
   for (const auto& [status, count, oldest] : *rows) {
     (status == "scheduled" ? q.scheduled : q.retrying) = count;
-    if (!q.oldest || ts(oldest) < *q.oldest) {
-      q.oldest = ts(oldest);
+    if (!q.oldest || from_ms(oldest) < *q.oldest) {
+      q.oldest = from_ms(oldest);
     }
   }
   return q;
@@ -842,13 +821,13 @@ EscalationRecord escalation_row(Statement& s) {
   e.event_id = s.text(3);
   e.phase = parse_phase(s.text(4)).value_or(Phase::preparation);
   e.rule_id = s.text(5);
-  e.due_at = ts(s.integer(6));
+  e.due_at = from_ms(s.integer(6));
   e.to_roles = from_json_array(s.text(7));
   e.channels = from_json_array(s.text(8));
   e.quiet_hours = s.text(9) == "ignore" ? QuietHoursPolicy::ignore : QuietHoursPolicy::respect;
   e.status = parse_escalation_status(s.text(10));
   if (auto r = s.optional_integer(11)) {
-    e.resolved_at = ts(*r);
+    e.resolved_at = from_ms(*r);
   }
   e.messages = static_cast<int>(s.integer(12));
   return e;
@@ -862,7 +841,7 @@ AckRecord ack_row(Statement& s) {
   a.phase = parse_phase(s.text(3)).value_or(Phase::preparation);
   a.rule_id = s.text(4);
   a.contact_id = s.text(5);
-  a.at = ts(s.integer(6));
+  a.at = from_ms(s.integer(6));
   a.remote = s.text(7);
   return a;
 }
@@ -877,7 +856,7 @@ Result<bool> Repo::insert_ack(const AckRecord& a) {
                    [&](Statement& s) {
                      s.bind(1, a.message_id).bind(2, a.client_id).bind(3, a.incident_id);
                      s.bind(4, to_string(a.phase)).bind(5, a.rule_id).bind(6, a.contact_id);
-                     s.bind(7, ms(a.at)).bind(8, a.remote);
+                     s.bind(7, to_ms(a.at)).bind(8, a.remote);
                    });
   if (!r) {
     return r.error();
@@ -886,7 +865,7 @@ Result<bool> Repo::insert_ack(const AckRecord& a) {
     return false;
   }
   auto m = execute(db_, "UPDATE messages SET acknowledged_at = ?2 WHERE id = ?1",
-                   [&](Statement& s) { s.bind(1, a.message_id).bind(2, ms(a.at)); });
+                   [&](Statement& s) { s.bind(1, a.message_id).bind(2, to_ms(a.at)); });
   if (!m) {
     return m.error();
   }
@@ -895,7 +874,7 @@ Result<bool> Repo::insert_ack(const AckRecord& a) {
 
 Result<std::vector<AckRecord>> Repo::acks(std::string_view client_id,
                                           std::string_view incident_id) {
-  return query<AckRecord>(
+  return select_rows<AckRecord>(
       db_,
       "SELECT message_id, client_id, incident_id, phase, rule_id, contact_id, at, remote "
       "FROM acks WHERE client_id = ?1 AND incident_id = ?2 ORDER BY at",
@@ -941,7 +920,7 @@ Result<std::vector<std::string>> Repo::cancel_contact_pending(std::string_view c
                                                               Phase phase, std::string_view rule_id,
                                                               std::string_view contact_id,
                                                               std::string_view reason) {
-  return query<std::string>(
+  return select_rows<std::string>(
       db_,
       "UPDATE messages SET status = 'cancelled', last_error = ?6 "
       "WHERE client_id = ?1 AND incident_id = ?2 AND phase = ?3 AND rule_id = ?4 "
@@ -961,7 +940,7 @@ Result<bool> Repo::insert_escalation(const EscalationRecord& e) {
                    [&](Statement& s) {
                      s.bind(1, e.id).bind(2, e.client_id).bind(3, e.incident_id);
                      s.bind(4, e.event_id).bind(5, to_string(e.phase)).bind(6, e.rule_id);
-                     s.bind(7, ms(e.due_at)).bind(8, to_json_array(e.to_roles));
+                     s.bind(7, to_ms(e.due_at)).bind(8, to_json_array(e.to_roles));
                      s.bind(9, to_json_array(e.channels));
                      s.bind(10, e.quiet_hours == QuietHoursPolicy::ignore ? "ignore" : "respect");
                      s.bind(11, to_string(e.status));
@@ -973,11 +952,11 @@ Result<bool> Repo::insert_escalation(const EscalationRecord& e) {
 }
 
 Result<std::vector<EscalationRecord>> Repo::due_escalations(Timestamp now, int limit) {
-  return query<EscalationRecord>(
+  return select_rows<EscalationRecord>(
       db_,
       "SELECT " + kEscalationColumns +
           " FROM escalations WHERE status = 'pending' AND due_at <= ?1 ORDER BY due_at LIMIT ?2",
-      [&](Statement& s) { s.bind(1, ms(now)).bind(2, limit); }, escalation_row);
+      [&](Statement& s) { s.bind(1, to_ms(now)).bind(2, limit); }, escalation_row);
 }
 
 Status Repo::resolve_escalation(std::string_view id, EscalationStatus status, Timestamp at,
@@ -985,7 +964,7 @@ Status Repo::resolve_escalation(std::string_view id, EscalationStatus status, Ti
   return as_status(execute(
       db_, "UPDATE escalations SET status = ?2, resolved_at = ?3, messages = ?4 WHERE id = ?1",
       [&](Statement& s) {
-        s.bind(1, id).bind(2, to_string(status)).bind(3, ms(at)).bind(4, messages);
+        s.bind(1, id).bind(2, to_string(status)).bind(3, to_ms(at)).bind(4, messages);
       }));
 }
 
@@ -998,7 +977,7 @@ Result<int64_t> Repo::acknowledge_escalations(std::string_view client_id,
                  "AND status = 'pending'",
                  [&](Statement& s) {
                    s.bind(1, client_id).bind(2, incident_id).bind(3, to_string(phase));
-                   s.bind(4, rule_id).bind(5, ms(at));
+                   s.bind(4, rule_id).bind(5, to_ms(at));
                  });
 }
 
@@ -1009,13 +988,13 @@ Result<int64_t> Repo::cancel_superseded_escalations(const Event& event, Timestam
                  "AND status = 'pending'",
                  [&](Statement& s) {
                    s.bind(1, event.client_id).bind(2, event.incident_id).bind(3, event.event_id);
-                   s.bind(4, ms(at));
+                   s.bind(4, to_ms(at));
                  });
 }
 
 Result<std::vector<EscalationRecord>> Repo::escalations(std::string_view client_id,
                                                         std::string_view incident_id) {
-  return query<EscalationRecord>(
+  return select_rows<EscalationRecord>(
       db_,
       "SELECT " + kEscalationColumns +
           " FROM escalations WHERE client_id = ?1 AND incident_id = ?2 ORDER BY due_at",
@@ -1025,7 +1004,7 @@ Result<std::vector<EscalationRecord>> Repo::escalations(std::string_view client_
 // ---- API tokens ----------------------------------------------------------------------------
 
 Result<std::vector<ApiToken>> Repo::api_tokens() {
-  return query<ApiToken>(
+  return select_rows<ApiToken>(
       db_,
       "SELECT name, sha256, scopes, created_at, created_by, expires_at FROM api_tokens "
       "ORDER BY name",
@@ -1035,10 +1014,10 @@ Result<std::vector<ApiToken>> Repo::api_tokens() {
         t.name = s.text(0);
         t.sha256 = s.text(1);
         t.scopes = from_json_array(s.text(2));
-        t.created_at = ts(s.integer(3));
+        t.created_at = from_ms(s.integer(3));
         t.created_by = s.text(4);
         if (!s.is_null(5)) {
-          t.expires_at = ts(s.integer(5));
+          t.expires_at = from_ms(s.integer(5));
         }
         return t;
       });
@@ -1051,9 +1030,9 @@ Result<bool> Repo::insert_api_token(const ApiToken& token) {
               "expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT DO NOTHING",
               [&](Statement& s) {
                 s.bind(1, token.name).bind(2, token.sha256).bind(3, to_json_array(token.scopes));
-                s.bind(4, ms(token.created_at)).bind(5, token.created_by);
+                s.bind(4, to_ms(token.created_at)).bind(5, token.created_by);
                 if (token.expires_at) {
-                  s.bind(6, ms(*token.expires_at));
+                  s.bind(6, to_ms(*token.expires_at));
                 } else {
                   s.bind_null(6);
                 }
@@ -1082,7 +1061,7 @@ Result<bool> Repo::insert_source_rejection(const SourceRejection& r) {
                    "ON CONFLICT (source, ref) DO NOTHING",
                    [&](Statement& s) {
                      s.bind(1, r.source).bind(2, r.ref).bind(3, r.subject);
-                     s.bind(4, ms(r.received_at)).bind(5, r.code).bind(6, r.field);
+                     s.bind(4, to_ms(r.received_at)).bind(5, r.code).bind(6, r.field);
                      s.bind(7, r.message).bind(8, r.payload).bind(9, r.size);
                    });
   if (!n) {
@@ -1093,7 +1072,7 @@ Result<bool> Repo::insert_source_rejection(const SourceRejection& r) {
 
 Result<std::vector<SourceRejection>> Repo::source_rejections(std::string_view source,
                                                              int64_t after_id, int limit) {
-  return query<SourceRejection>(
+  return select_rows<SourceRejection>(
       db_,
       "SELECT id, source, ref, subject, received_at, code, field, message, payload, size "
       "FROM source_rejections WHERE source = ?1 AND id > ?2 ORDER BY id LIMIT ?3",
@@ -1104,7 +1083,7 @@ Result<std::vector<SourceRejection>> Repo::source_rejections(std::string_view so
         r.source = s.text(1);
         r.ref = s.text(2);
         r.subject = s.text(3);
-        r.received_at = ts(s.integer(4));
+        r.received_at = from_ms(s.integer(4));
         r.code = s.text(5);
         r.field = s.text(6);
         r.message = s.text(7);
@@ -1148,7 +1127,7 @@ Status Repo::audit(std::string_view kind, std::string_view actor, std::string_vi
   return as_status(execute(
       db_, "INSERT INTO audit (" + kAuditColumns + ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
       [&](Statement& s) {
-        s.bind(1, r.seq).bind(2, ms(r.at)).bind(3, r.kind).bind(4, r.actor);
+        s.bind(1, r.seq).bind(2, to_ms(r.at)).bind(3, r.kind).bind(4, r.actor);
         s.bind(5, r.client_id).bind(6, r.subject).bind(7, r.data);
         s.bind(8, r.prev_hash).bind(9, r.hash);
       }));
@@ -1208,7 +1187,7 @@ Result<std::vector<AuditRecord>> Repo::audit_records(int64_t after_seq, int limi
 Result<std::vector<AuditRecord>> Repo::audit_records(const AuditFilter& f) {
   // Keyset paging on seq (the primary key): each page starts where the last one ended, so a
   // long walk costs the same per page however far it has come.
-  return query<AuditRecord>(
+  return select_rows<AuditRecord>(
       db_,
       "SELECT " + kAuditColumns +
           " FROM audit WHERE seq > ?1 AND (?2 IS NULL OR seq <= ?2) "
@@ -1217,8 +1196,8 @@ Result<std::vector<AuditRecord>> Repo::audit_records(const AuditFilter& f) {
           "AND (?7 IS NULL OR actor = ?7) ORDER BY seq LIMIT ?8",
       [&](Statement& s) {
         s.bind(1, f.after_seq).bind_optional(2, f.up_to_seq);
-        s.bind_optional(3, f.since ? std::optional<int64_t>(ms(*f.since)) : std::nullopt);
-        s.bind_optional(4, f.until ? std::optional<int64_t>(ms(*f.until)) : std::nullopt);
+        s.bind_optional(3, f.since ? std::optional<int64_t>(to_ms(*f.since)) : std::nullopt);
+        s.bind_optional(4, f.until ? std::optional<int64_t>(to_ms(*f.until)) : std::nullopt);
         s.bind_text_or_null(5, f.kind).bind_text_or_null(6, f.client_id);
         s.bind_text_or_null(7, f.actor).bind(8, f.limit);
       },
@@ -1287,7 +1266,7 @@ TemplateVersion template_row(Statement& s) {
   if (!s.is_null(3)) {
     t.body = s.text(3);
   }
-  t.at = ts(s.integer(4));
+  t.at = from_ms(s.integer(4));
   t.actor = s.text(5);
   return t;
 }
@@ -1295,7 +1274,7 @@ TemplateVersion template_row(Statement& s) {
 }  // namespace
 
 Result<std::vector<TemplateVersion>> Repo::current_templates(std::string_view client_id) {
-  return query<TemplateVersion>(
+  return select_rows<TemplateVersion>(
       db_,
       "SELECT " + kTemplateColumns +
           " FROM templates t WHERE (?1 = '*' OR client_id IN (?1, '')) AND body IS NOT NULL "
@@ -1317,7 +1296,7 @@ Result<std::optional<TemplateVersion>> Repo::template_version(std::string_view c
 
 Result<std::vector<TemplateVersion>> Repo::template_history(std::string_view client_id,
                                                             std::string_view name) {
-  return query<TemplateVersion>(
+  return select_rows<TemplateVersion>(
       db_,
       "SELECT " + kTemplateColumns +
           " FROM templates WHERE client_id = ?1 AND name = ?2 ORDER BY version",
@@ -1341,7 +1320,7 @@ Result<int64_t> Repo::put_template(std::string_view client_id, std::string_view 
         } else {
           s.bind_null(4);
         }
-        s.bind(5, ms(now)).bind(6, actor);
+        s.bind(5, to_ms(now)).bind(6, actor);
       });
   if (!r) {
     return r.error();
