@@ -5,7 +5,7 @@ PACKAGES := g++ cmake ninja-build ccache pkg-config make git curl sqlite3 \
 	libboost-dev libcurl4-openssl-dev libkainjow-mustache-dev libsqlite3-dev libspdlog-dev \
 	libfmt-dev nlohmann-json3-dev libssl-dev libtomlplusplus-dev libcli11-dev libsystemd-dev \
 	libhowardhinnant-date-dev tzdata libgtest-dev libgmock-dev python3 python3-aiosmtpd \
-	chromium libnats-dev nats-server prometheus-alertmanager
+	chromium libnats-dev nats-server prometheus-alertmanager wrk
 
 # ccache: paths relative to the checkout, so another clone of the tree (CI's) hits the cache.
 export CCACHE_BASEDIR := $(CURDIR)
