@@ -184,10 +184,7 @@ def main():
                          "destination_concurrency=16")
     ap.add_argument("--timeout", type=float, default=300)
     args = ap.parse_args()
-    delivery = {}
-    for kv in args.herald_delivery:
-        key, _, value = kv.partition("=")
-        delivery[key] = int(value) if value.isdigit() else value
+    delivery = benchlib.delivery_settings(args.herald_delivery)
 
     with tempfile.TemporaryDirectory() as workdir:
         arrivals = Arrivals()

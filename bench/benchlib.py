@@ -30,9 +30,10 @@ def start_herald(herald, workdir, config):
     sys.exit("herald did not start")
 
 
-def call(conn, method, path, body=None):
-    """One request with the benchmark token on a kept-alive connection: (status, body)."""
-    headers = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
+def call(conn, method, path, body=None, token=None):
+    """One request with the benchmark token (or `token`) on a kept-alive connection:
+    (status, body)."""
+    headers = {"Authorization": f"Bearer {token or TOKEN}", "Content-Type": "application/json"}
     conn.request(method, path, body=json.dumps(body) if body is not None else None,
                  headers=headers)
     r = conn.getresponse()
@@ -76,9 +77,9 @@ level = "{log_level}"
     return path
 
 
-def must(conn, method, path, body=None):
+def must(conn, method, path, body=None, token=None):
     """call(), exiting on any answer other than 2xx; returns the parsed JSON (or None)."""
-    status, data = call(conn, method, path, body)
+    status, data = call(conn, method, path, body, token)
     if status >= 300:
         sys.exit(f"{method} {path} -> {status} {data[:300]!r}")
     return json.loads(data) if data else None
@@ -350,3 +351,12 @@ def post_burst(port, path, bodies, workers, headers=b""):
     for t in threads:
         t.join()
     return started, time.time(), statuses
+
+
+def delivery_settings(pairs):
+    """--herald-delivery KEY=VALUE options as a [delivery] table (integers where they are)."""
+    out = {}
+    for kv in pairs:
+        key, _, value = kv.partition("=")
+        out[key] = int(value) if value.isdigit() else value
+    return out
