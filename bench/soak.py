@@ -41,7 +41,7 @@ DELIVERY = {"max_backoff": "1s", "attempt_timeout": "2s", "breaker_cool_down": "
             "breaker_max_cool_down": "2s"}
 # The fd count moves with connections in flight (the producer's, curl's to the receivers,
 # SQLite's reader pool); a leak of one per event, attempt or connection goes far beyond this.
-FD_SLACK = 8
+FD_SLACK = 6
 # RSS: SQLite page caches (2 MB per connection at most) and malloc arenas fill up as the
 # database grows; a leak of a few hundred bytes per event or attempt exceeds this within
 # minutes.
