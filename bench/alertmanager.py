@@ -27,6 +27,7 @@ import datetime
 import http.client
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -127,6 +128,12 @@ class Herald:
         self.proc.send_signal(signal.SIGTERM)
         self.proc.wait(30)
 
+    def deferred(self):
+        """herald_deferred_total by reason: claimed messages put back unsent."""
+        text = benchlib.metrics_text(http.client.HTTPConnection("127.0.0.1", self.port))
+        return {m.group(1): float(m.group(2)) for m in re.finditer(
+            r'^herald_deferred_total\{reason="(\w+)"\} (\S+)$', text, re.M)}
+
 
 def burst(daemon, arrivals, n, workers, tag, timeout):
     """wrk posts n events (2 threads, `workers` connections; bench/burst_wrk.lua), each its own
@@ -139,6 +146,7 @@ def burst(daemon, arrivals, n, workers, tag, timeout):
     argv = ["wrk", "-t", str(threads), "-c", str(workers), "-d", f"{int(timeout) + 60}s",
             "--timeout", "10s", "-s", BURST_LUA, f"http://127.0.0.1:{daemon.port}", "--",
             daemon.kind, prefix, str(quota), benchlib.TOKEN]
+    deferred0 = daemon.deferred() if hasattr(daemon, "deferred") else {}
     cpu0 = benchlib.cpu_seconds(daemon.proc.pid)
     started = time.time()
     wrk = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -152,7 +160,10 @@ def burst(daemon, arrivals, n, workers, tag, timeout):
     if "BAD " in out or "non2xx 0 socket_errors 0" not in out:
         sys.exit(f"{daemon.name} refused requests:\n{out}")
     last = max(arrivals.times[k] for k in keys)
-    return {"elapsed": last - started, "cpu": cpu, "n": len(keys)}
+    deferred = {}
+    if hasattr(daemon, "deferred"):
+        deferred = {k: v - deferred0.get(k, 0) for k, v in daemon.deferred().items()}
+    return {"elapsed": last - started, "cpu": cpu, "n": len(keys), "deferred": deferred}
 
 
 def one(daemon, client, arrivals, key, timeout=30):
@@ -183,6 +194,9 @@ def main():
                     help="a [delivery] setting for herald (integer values), e.g. "
                          "destination_concurrency=16")
     ap.add_argument("--timeout", type=float, default=300)
+    ap.add_argument("--perf", metavar="FILE",
+                    help="record herald's bursts with `perf record --call-graph dwarf` into FILE (see "
+                         "bench/README.md for reading it)")
     args = ap.parse_args()
     delivery = benchlib.delivery_settings(args.herald_delivery)
 
@@ -204,7 +218,8 @@ def main():
             daemons.append(herald)
             print(f"herald {args.herald} (delivery settings: {delivery or 'defaults'}); "
                   f"{subprocess.run([ALERTMANAGER, '--version'], capture_output=True, text=True).stdout.splitlines()[0]}")
-            print(f"load average before: {benchlib.load_average()}; "
+            print(f"load average before: {benchlib.load_average()}; fdatasync p50 "
+                  f"{benchlib.fsync_ms(workdir):.2f} ms; "
                   f"wrk + receiver alone: {ceiling:.0f} requests/s with {args.workers} "
                   f"connections")
 
@@ -228,8 +243,19 @@ def main():
             bursts = {d.name: [] for d in daemons}
             for r in range(args.rounds):
                 for d in (daemons if r % 2 == 0 else daemons[::-1]):
+                    perf = None
+                    if args.perf and d is herald:
+                        perf = subprocess.Popen(
+                            ["perf", "record", "--call-graph", "dwarf,32768", "-F", "499", "-q", "-p",
+                             str(d.proc.pid), "-o",
+                             f"{args.perf}.{r}" if args.rounds > 1 else args.perf],
+                            stdout=subprocess.DEVNULL)
+                        time.sleep(0.5)
                     bursts[d.name].append(burst(d, arrivals, args.events, args.workers, r,
                                                 args.timeout))
+                    if perf is not None:
+                        perf.send_signal(signal.SIGINT)
+                        perf.wait(60)
                     time.sleep(1)
             load_after = benchlib.load_average()
         finally:
@@ -249,6 +275,9 @@ def main():
               f"{med['elapsed']:.2f} s; rounds: "
               + ", ".join(f"{b['elapsed']:.2f}" for b in rounds) + " s; daemon CPU "
               f"{1e6 * med['cpu'] / med['n']:.0f} us/event)")
+        if med["deferred"]:
+            print(f"  {'':<13} messages claimed but put back unsent meanwhile: " + ", ".join(
+                f"{v:.0f} ({k})" for k, v in sorted(med["deferred"].items())))
     print(f"  herald / alertmanager throughput: {thr['herald'] / thr['alertmanager']:.2f}x "
           f"(target >= 2x)")
     print()

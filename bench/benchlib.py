@@ -360,3 +360,21 @@ def delivery_settings(pairs):
         key, _, value = kv.partition("=")
         out[key] = int(value) if value.isdigit() else value
     return out
+
+
+def fsync_ms(directory, n=50):
+    """Median time of a 4 KiB append + fdatasync in `directory`: what one durable commit costs
+    on this disk right now (herald's figures move with it)."""
+    path = os.path.join(directory, "fsync-probe")
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    times = []
+    try:
+        for _ in range(n):
+            os.write(fd, b"\0" * 4096)
+            t = time.perf_counter()
+            os.fdatasync(fd)
+            times.append((time.perf_counter() - t) * 1000)
+    finally:
+        os.close(fd)
+        os.unlink(path)
+    return percentile(times, 50)

@@ -70,7 +70,8 @@ def main():
                  {"rules": [{"id": "r", "phases": ["containment"], "roles": ["legal"],
                              "channels": ["email"], "delay": "1h"}]})
             print(f"herald {args.herald}, synchronous=FULL, {args.duration} s per run, "
-                  f"load average {benchlib.load_average()}")
+                  f"load average {benchlib.load_average()}, fdatasync p50 "
+                  f"{benchlib.fsync_ms(workdir):.2f} ms")
             print(f"{'conc.':>5} {'events/s':>9} {'p50':>9} {'p90':>9} {'p99':>9} {'max':>9}"
                   f" {'per commit':>10}  {'checked':>8}")
             for c in args.concurrency:

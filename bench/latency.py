@@ -13,7 +13,9 @@ interpreter with it.
 
 For each rate: SAMPLES probe events, one at a time, GAP apart (+ up to 10 ms of random
 jitter, so the probes do not lock step with the generator); the latency is the receiver's
-arrival time minus the time just before the POST was sent (the same host clock).
+arrival time minus the time just before the POST was sent (the same host clock). "put back"
+counts the messages the dispatcher claimed and put back unsent meanwhile
+(herald_deferred_total: a destination's concurrency limit, its rate limit or breaker).
 
     bench/latency.py build/herald                      # idle, then 100 and 400 events/s
     bench/latency.py build/herald --rates 0 200 800 --samples 300
@@ -69,6 +71,11 @@ def generate(port, rate, stop_file):
     print(f"{counter[0]} {counter[1]} {elapsed:.3f}", flush=True)
 
 
+def deferred(conn):
+    """herald_deferred_total, every reason: claimed messages put back unsent."""
+    return benchlib.metric(benchlib.metrics_text(conn), "herald_deferred_total")
+
+
 def probe(port, arrivals, samples, gap, tag):
     client = RawClient(port)
     total, acked = [], []
@@ -117,9 +124,10 @@ def main():
             probe(port, arrivals, 10, 0.01, "warm")
             print(f"herald {args.herald} (delivery settings: {delivery or 'defaults'}), "
                   f"{args.samples} probes per rate, "
-                  f"load average {benchlib.load_average()}")
+                  f"load average {benchlib.load_average()}, fdatasync p50 "
+                  f"{benchlib.fsync_ms(workdir):.2f} ms")
             print(f"{'background':>16} {'POST -> webhook p50':>20} {'p99':>9} {'max':>9}"
-                  f"   {'POST -> 202 p50':>15} {'p99':>9}")
+                  f"   {'POST -> 202 p50':>15} {'p99':>9}   {'put back':>8}")
             for rate in args.rates:
                 gen = None
                 stop_file = os.path.join(workdir, f"stop-{rate}")
@@ -128,6 +136,7 @@ def main():
                                             "--generate", str(port), str(rate), stop_file],
                                            stdout=subprocess.PIPE, text=True)
                     time.sleep(2)  # let the load settle
+                put_back = deferred(conn)
                 total, acked = probe(port, arrivals, args.samples, args.gap, f"r{rate:g}")
                 label = "idle"
                 if gen is not None:
@@ -136,9 +145,10 @@ def main():
                     label = f"{int(posted) / float(elapsed):.0f} events/s"
                     if int(refused):
                         label += f" ({refused} refused)"
+                put_back = deferred(conn) - put_back
                 print(f"{label:>16} {percentile(total, 50):>17.2f} ms {percentile(total, 99):>6.2f}"
                       f" ms {max(total):>6.2f} ms   {percentile(acked, 50):>12.2f} ms "
-                      f"{percentile(acked, 99):>6.2f} ms", flush=True)
+                      f"{percentile(acked, 99):>6.2f} ms   {put_back:>8.0f}", flush=True)
                 time.sleep(1)
             print(f"load average after: {benchlib.load_average()}")
         finally:
