@@ -363,14 +363,17 @@ def delivery_settings(pairs):
 
 
 def fsync_ms(directory, n=50):
-    """Median time of a 4 KiB append + fdatasync in `directory`: what one durable commit costs
-    on this disk right now (herald's figures move with it)."""
+    """Median time of a 4 KiB write + fdatasync in `directory`, overwriting a file already
+    written (as SQLite reuses its WAL): what one durable commit costs on this disk right now;
+    herald's figures move with it."""
     path = os.path.join(directory, "fsync-probe")
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
     times = []
     try:
-        for _ in range(n):
-            os.write(fd, b"\0" * 4096)
+        os.write(fd, b"\0" * 4096 * 16)
+        os.fsync(fd)
+        for i in range(n):
+            os.pwrite(fd, b"\1" * 4096, 4096 * (i % 16))
             t = time.perf_counter()
             os.fdatasync(fd)
             times.append((time.perf_counter() - t) * 1000)
