@@ -13,10 +13,13 @@ database moved to a temporary directory), then:
      messages that are not due for a day; MESSAGES / 100 events posted from 8 connections;
      measured 5 s after the last one was acknowledged, and again after 10 scrapes of /metrics
      (which counts the messages by status) and 10 pages of GET /v1/deliveries;
-  4. the same database after a restart: 5 s after it listens again, then after the scrapes.
+  4. the same database after a restart: 5 s after it listens again, then after the scrapes;
+  5. on a database of REPORT_INCIDENTS incidents of the last 20 days (bench/reports.py's fill:
+     15 delivered messages each, 50 clients), before and after the first of the once-a-minute
+     report computations (the herald_report_* gauges over the last 30 days), and a minute later.
 
     bench/memory.py build/herald
-    bench/memory.py build/herald --messages 1000000
+    bench/memory.py build/herald --messages 1000000 --report-incidents 0
 """
 import argparse
 import http.client
@@ -71,6 +74,8 @@ def main():
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("herald")
     ap.add_argument("--messages", type=int, default=100_000)
+    ap.add_argument("--report-incidents", type=int, default=30_000,
+                    help="step 5's database (0 skips it)")
     args = ap.parse_args()
     events = args.messages // PER_EVENT
     rows = []
@@ -135,11 +140,40 @@ def main():
             exercise(port)
             row("   ... after 10 /metrics scrapes and 10 deliveries pages",
                 settle_and_read(proc.pid, 1))
-            print(f"database: {os.path.getsize(os.path.join(workdir, 'herald.db')) / 2**20:.0f}"
-                  f" MiB; load average after: {benchlib.load_average()}")
-        finally:
+            print(f"  (database: {os.path.getsize(os.path.join(workdir, 'herald.db')) / 2**20:.0f}"
+                  f" MiB)")
             proc.terminate()
             proc.wait(30)
+            proc = None
+            if args.report_incidents:
+                report_step(args, workdir, row)
+            print(f"load average after: {benchlib.load_average()}")
+        finally:
+            if proc is not None:
+                proc.terminate()
+                proc.wait(30)
+
+
+def report_step(args, parent, row):
+    import reports  # bench/reports.py
+    workdir = os.path.join(parent, "reports")
+    os.makedirs(workdir)
+    db = os.path.join(workdir, "herald.db")
+    subprocess.run([args.herald, "migrate", "--database", db], check=True, capture_output=True)
+    messages, _ = reports.fill(db, args.report_incidents, 50)
+    proc, _ = benchlib.start_herald(args.herald, workdir, benchlib.write_config(workdir))
+    try:
+        started = time.time()
+        row(f"5. on {args.report_incidents} incidents of 20 days, before the report",
+            settle_and_read(proc.pid, 50))
+        time.sleep(max(0.0, started + 70 - time.time()))
+        row("   ... after the first once-a-minute report", benchlib.proc_status(proc.pid))
+        time.sleep(max(0.0, started + 130 - time.time()))
+        row("   ... after the second", benchlib.proc_status(proc.pid))
+        print(f"  ({messages} messages; database {os.path.getsize(db) / 2**20:.0f} MiB)")
+    finally:
+        proc.terminate()
+        proc.wait(30)
 
 
 if __name__ == "__main__":
