@@ -161,6 +161,143 @@ std::string json_error_body(std::string_view code, std::string_view message,
 
 namespace {
 
+// ---- what a real connection and serve_bytes() share: limits, errors, requests, response heads --
+
+using RequestParser = bhttp::request_parser<bhttp::string_body>;
+
+void apply_limits(RequestParser& parser, const ServerOptions& options) {
+  parser.body_limit(options.body_limit);
+  parser.header_limit(static_cast<std::uint32_t>(
+      std::min<size_t>(options.header_limit, std::numeric_limits<std::uint32_t>::max())));
+}
+
+// What the response to a request needs to know about it; the defaults until its header is in.
+struct RequestHead {
+  unsigned version = 11;
+  bool head = false;
+  std::string method = "-";
+  std::string path = "-";
+};
+
+RequestHead head_of(const RequestParser& parser) {
+  const auto& req = parser.get();
+  RequestHead head;
+  head.version = req.version();
+  head.head = req.method() == bhttp::verb::head;
+  head.method = to_string(req.method_string());
+  const std::string target = to_string(req.target());
+  head.path = percent_decode(std::string_view(target).substr(0, target.find('?')), false);
+  return head;
+}
+
+bool expects_continue(const RequestParser& parser) {
+  const auto& req = parser.get();
+  const auto expect = req.find(bhttp::field::expect);
+  return expect != req.end() && iequals(to_string(expect->value()), "100-continue");
+}
+
+// The answer to a request that could not be read, or nullopt when there is nobody to answer
+// (timeout, peer gone mid-request, stop()): the connection just closes.
+std::optional<Response> read_error_answer(const error_code& ec, const ServerOptions& options) {
+  if (ec == bhttp::error::body_limit) {
+    return error_response(413, "body_too_large",
+                          fmt::format("the request body exceeds {} bytes", options.body_limit));
+  }
+  if (ec == bhttp::error::header_limit) {
+    return error_response(
+        431, "headers_too_large",
+        fmt::format("the request headers exceed {} bytes", options.header_limit));
+  }
+  if (is_http_error(ec) && ec != bhttp::error::end_of_stream &&
+      ec != bhttp::error::partial_message) {
+    return error_response(400, "bad_request", fmt::format("malformed request: {}", ec.message()));
+  }
+  spdlog::debug("http: closing connection while reading: {}", ec.message());
+  return std::nullopt;
+}
+
+Request to_request(bhttp::request<bhttp::string_body>&& req, const RequestHead& head,
+                   const std::string& remote_address) {
+  Request request;
+  request.method = head.method;
+  request.target = to_string(req.target());
+  const size_t question = request.target.find('?');
+  request.path = head.path;
+  if (question != std::string::npos) {
+    request.query = parse_query(std::string_view(request.target).substr(question + 1));
+  }
+  request.headers.reserve(static_cast<size_t>(std::distance(req.begin(), req.end())));
+  for (const auto& field : req) {
+    request.headers.emplace_back(to_lower(to_string(field.name_string())),
+                                 to_string(field.value()));
+  }
+  request.body = std::move(req.body());
+  request.remote_address = remote_address;
+  return request;
+}
+
+bool is_streamed(const Response& response) {
+  return response.stream && response.status >= 200 && response.status <= 999 &&
+         response.status != 204 && response.status != 304;
+}
+
+// A status outside 100..999 is the handler's bug: the client gets a 500.
+Response checked(Response response, const RequestHead& head) {
+  if (response.status < 100 || response.status > 999) {
+    spdlog::error("http: handler answered {} {} with invalid status {}", head.method, head.path,
+                  response.status);
+    return error_response(500, "internal", "internal error");
+  }
+  return response;
+}
+
+// Status line and headers; a header that could split the response is dropped.
+template <class Body>
+void fill_head(bhttp::response<Body>& res, const Response& response, const RequestHead& head) {
+  res.version(head.version);
+  res.result(static_cast<unsigned>(response.status));
+  for (const auto& [name, value] : response.headers) {
+    // Beast 1.74 does not reject CR/LF: a value built from input must not split the response.
+    if (!is_header_safe(name) || !is_header_safe(value) || name.empty()) {
+      spdlog::error("http: dropping an invalid response header on {} {}", head.method,
+                    head.path);
+      continue;
+    }
+    res.insert(name, value);
+  }
+  res.set(bhttp::field::server, "herald");
+  if (!response.content_type.empty() && is_header_safe(response.content_type)) {
+    res.set(bhttp::field::content_type, response.content_type);
+  }
+}
+
+// A whole (not streamed) response; HEAD keeps Content-Length and loses the body.
+void fill_response(bhttp::response<bhttp::string_body>& res, Response&& response,
+                   const RequestHead& head, bool keep) {
+  fill_head(res, response, head);
+  const int status = response.status;
+  const bool bodiless = (status >= 100 && status < 200) || status == 204 || status == 304;
+  if (!bodiless) {
+    res.content_length(response.body.size());
+    if (!head.head) {
+      res.body() = std::move(response.body);
+    }
+  }
+  res.keep_alive(keep);
+  spdlog::debug("http: {} {} {}", head.method, head.path, status);
+}
+
+// The next piece of a streamed body; an exception counts as an error.
+Result<std::optional<std::string>> next_piece_of(const BodySource& source) {
+  try {
+    return source();
+  } catch (const std::exception& e) {
+    return make_error(ErrorKind::internal, "internal", e.what());
+  } catch (...) {
+    return make_error(ErrorKind::internal, "internal", "unknown exception");
+  }
+}
+
 class Session;
 
 // What the listener, the sessions and the responders share. It holds no Asio object, so a
@@ -301,13 +438,8 @@ class Session : public std::enable_shared_from_this<Session> {
       return;
     }
     parser_.emplace();
-    parser_->body_limit(options().body_limit);
-    parser_->header_limit(static_cast<std::uint32_t>(
-        std::min<size_t>(options().header_limit, std::numeric_limits<std::uint32_t>::max())));
-    version_ = 11;
-    head_ = false;
-    method_ = "-";
-    path_ = "-";
+    apply_limits(*parser_, options());
+    head_ = {};
     if (buffer_.size() > 0) {
       do_read_header();  // a pipelined request is already here
       return;
@@ -343,18 +475,12 @@ class Session : public std::enable_shared_from_this<Session> {
       on_read_error(ec);
       return;
     }
-    const auto& req = parser_->get();
-    version_ = req.version();
-    head_ = req.method() == bhttp::verb::head;
-    method_ = to_string(req.method_string());
-    const std::string target = to_string(req.target());
-    path_ = percent_decode(std::string_view(target).substr(0, target.find('?')), false);
+    head_ = head_of(*parser_);
     if (parser_->is_done()) {
       on_request();
       return;
     }
-    const auto expect = req.find(bhttp::field::expect);
-    if (expect != req.end() && iequals(to_string(expect->value()), "100-continue")) {
+    if (expects_continue(*parser_)) {
       net::async_write(stream_, net::buffer(kContinue.data(), kContinue.size()),
                        beast::bind_front_handler(&Session::on_continue, shared_from_this()));
       return;
@@ -385,44 +511,17 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void on_read_error(const error_code& ec) {
-    if (ec == bhttp::error::body_limit) {
-      send_error(413, "body_too_large",
-                 fmt::format("the request body exceeds {} bytes", options().body_limit));
-    } else if (ec == bhttp::error::header_limit) {
-      send_error(431, "headers_too_large",
-                 fmt::format("the request headers exceed {} bytes", options().header_limit));
-    } else if (is_http_error(ec) && ec != bhttp::error::end_of_stream &&
-               ec != bhttp::error::partial_message) {
-      send_error(400, "bad_request", fmt::format("malformed request: {}", ec.message()));
+    if (auto answer = read_error_answer(ec, options())) {
+      do_write(std::move(*answer), true, true);
     } else {
-      // Timeout (slow client), peer gone mid-request, or stop(): nobody to answer.
-      spdlog::debug("http: closing connection while reading: {}", ec.message());
-      do_close();
+      do_close();  // timeout (slow client), peer gone mid-request, or stop()
     }
-  }
-
-  void send_error(int status, std::string_view code, std::string_view message) {
-    do_write(error_response(status, code, message), true, true);
   }
 
   void on_request() {
     auto req = parser_->release();
-    Request request;
-    request.method = method_;
-    request.target = to_string(req.target());
-    const size_t question = request.target.find('?');
-    request.path = path_;
-    if (question != std::string::npos) {
-      request.query = parse_query(std::string_view(request.target).substr(question + 1));
-    }
-    request.headers.reserve(static_cast<size_t>(std::distance(req.begin(), req.end())));
-    for (const auto& field : req) {
-      request.headers.emplace_back(to_lower(to_string(field.name_string())),
-                                   to_string(field.value()));
-    }
-    request.body = std::move(req.body());
-    request.remote_address = remote_address_;
     keep_alive_ = req.keep_alive();
+    Request request = to_request(std::move(req), head_, remote_address_);
 
     phase_ = Phase::handling;
     const uint64_t seq = ++seq_;
@@ -433,10 +532,11 @@ class Session : public std::enable_shared_from_this<Session> {
     try {
       state_->handler(std::move(request), make_responder(seq));
     } catch (const std::exception& e) {
-      spdlog::error("http: handler failed on {} {}: {}", method_, path_, e.what());
+      spdlog::error("http: handler failed on {} {}: {}", head_.method, head_.path, e.what());
       make_responder(seq)(error_response(500, "internal", "internal error"));
     } catch (...) {
-      spdlog::error("http: handler failed on {} {}: unknown exception", method_, path_);
+      spdlog::error("http: handler failed on {} {}: unknown exception", head_.method,
+                    head_.path);
       make_responder(seq)(error_response(500, "internal", "internal error"));
     }
   }
@@ -462,7 +562,7 @@ class Session : public std::enable_shared_from_this<Session> {
       return;
     }
     awaiting_ = false;
-    spdlog::warn("http: handler did not answer {} {} within {} ms", method_, path_,
+    spdlog::warn("http: handler did not answer {} {} within {} ms", head_.method, head_.path,
                  options().handler_timeout.count());
     do_write(error_response(503, "timeout", "the request took too long; retry later"), true, false);
   }
@@ -471,43 +571,14 @@ class Session : public std::enable_shared_from_this<Session> {
     if (closed_) {
       return;
     }
-    if (response.stream && response.status >= 200 && response.status <= 999 &&
-        response.status != 204 && response.status != 304) {
+    if (is_streamed(response)) {
       do_write_stream(std::move(response));
       return;
     }
-    if (response.status < 100 || response.status > 999) {
-      spdlog::error("http: handler answered {} {} with invalid status {}", method_, path_,
-                    response.status);
-      response = error_response(500, "internal", "internal error");
-    }
     phase_ = Phase::writing;
     res_ = {};
-    res_.version(version_);
-    res_.result(static_cast<unsigned>(response.status));
-    for (auto& [name, value] : response.headers) {
-      // Beast 1.74 does not reject CR/LF: a value built from input must not split the response.
-      if (!is_header_safe(name) || !is_header_safe(value) || name.empty()) {
-        spdlog::error("http: dropping an invalid response header on {} {}", method_, path_);
-        continue;
-      }
-      res_.insert(name, value);
-    }
-    res_.set(bhttp::field::server, "herald");
-    if (!response.content_type.empty() && is_header_safe(response.content_type)) {
-      res_.set(bhttp::field::content_type, response.content_type);
-    }
-    const int status = response.status;
-    const bool bodiless = (status >= 100 && status < 200) || status == 204 || status == 304;
-    if (!bodiless) {
-      res_.content_length(response.body.size());
-      if (!head_) {
-        res_.body() = std::move(response.body);
-      }
-    }
     const bool keep = keep_alive_ && !close && !stopping_;
-    res_.keep_alive(keep);
-    spdlog::debug("http: {} {} {}", method_, path_, status);
+    fill_response(res_, checked(std::move(response), head_), head_, keep);
 
     stream_.expires_after(options().idle_timeout);
     bhttp::async_write(
@@ -521,27 +592,15 @@ class Session : public std::enable_shared_from_this<Session> {
     phase_ = Phase::writing;
     source_ = std::move(response.stream);
     stream_res_ = {};
-    stream_res_.version(version_);
-    stream_res_.result(static_cast<unsigned>(response.status));
-    for (auto& [name, value] : response.headers) {
-      if (!is_header_safe(name) || !is_header_safe(value) || name.empty()) {
-        spdlog::error("http: dropping an invalid response header on {} {}", method_, path_);
-        continue;
-      }
-      stream_res_.insert(name, value);
-    }
-    stream_res_.set(bhttp::field::server, "herald");
-    if (!response.content_type.empty() && is_header_safe(response.content_type)) {
-      stream_res_.set(bhttp::field::content_type, response.content_type);
-    }
+    fill_head(stream_res_, response, head_);
     // HTTP/1.0 has no chunked encoding: the end of the connection ends the body.
-    chunked_ = version_ >= 11;
+    chunked_ = head_.version >= 11;
     const bool keep = keep_alive_ && !stopping_ && chunked_;
     if (chunked_) {
       stream_res_.chunked(true);
     }
     stream_res_.keep_alive(keep);
-    spdlog::debug("http: {} {} {} (streamed)", method_, path_, response.status);
+    spdlog::debug("http: {} {} {} (streamed)", head_.method, head_.path, response.status);
     stream_sr_.emplace(stream_res_);
     stream_.expires_after(options().idle_timeout);
     bhttp::async_write_header(
@@ -555,7 +614,7 @@ class Session : public std::enable_shared_from_this<Session> {
       do_close();
       return;
     }
-    if (head_) {
+    if (head_.head) {
       end_stream();
       on_write(keep, false, {}, 0);
       return;
@@ -568,16 +627,10 @@ class Session : public std::enable_shared_from_this<Session> {
       end_stream();
       return;
     }
-    Result<std::optional<std::string>> next = std::optional<std::string>{};
-    try {
-      next = source_();
-    } catch (const std::exception& e) {
-      next = make_error(ErrorKind::internal, "internal", e.what());
-    } catch (...) {
-      next = make_error(ErrorKind::internal, "internal", "unknown exception");
-    }
+    Result<std::optional<std::string>> next = next_piece_of(source_);
     if (!next) {
-      spdlog::error("http: streaming {} {} failed: {}", method_, path_, next.error().message);
+      spdlog::error("http: streaming {} {} failed: {}", head_.method, head_.path,
+                    next.error().message);
       end_stream();
       do_close();  // no last chunk: the client must not take the body for complete
       return;
@@ -611,7 +664,7 @@ class Session : public std::enable_shared_from_this<Session> {
 
   void on_piece(bool keep, error_code ec, size_t) {
     if (ec) {
-      spdlog::debug("http: streaming {} {} stopped: {}", method_, path_, ec.message());
+      spdlog::debug("http: streaming {} {} stopped: {}", head_.method, head_.path, ec.message());
       end_stream();
       do_close();
       return;
@@ -704,11 +757,8 @@ class Session : public std::enable_shared_from_this<Session> {
   bool awaiting_ = false;  // the handler has not answered request seq_ yet
   uint64_t seq_ = 0;
   // What the response to the current request needs to know about it.
-  unsigned version_ = 11;
-  bool head_ = false;
+  RequestHead head_;
   bool keep_alive_ = false;
-  std::string method_;
-  std::string path_;
 };
 
 class Listener : public std::enable_shared_from_this<Listener> {
@@ -897,6 +947,178 @@ Result<uint16_t> Server::start() {
 
 void Server::stop(Millis drain) {
   impl_->stop(drain);
+}
+
+namespace {
+
+// A connection made of memory: reads come from the input (end of file once it is used up),
+// writes go to the output. Beast's synchronous algorithms run over it as over a socket.
+class MemoryStream {
+ public:
+  MemoryStream(std::string_view input, std::string& output) : input_(input), output_(output) {}
+
+  template <class MutableBufferSequence>
+  size_t read_some(const MutableBufferSequence& buffers, error_code& ec) {
+    if (input_.empty()) {
+      ec = net::error::eof;
+      return 0;
+    }
+    ec = {};
+    const size_t n = net::buffer_copy(buffers, net::buffer(input_.data(), input_.size()));
+    input_.remove_prefix(n);
+    return n;
+  }
+
+  template <class MutableBufferSequence>
+  size_t read_some(const MutableBufferSequence& buffers) {
+    error_code ec;
+    const size_t n = read_some(buffers, ec);
+    if (ec) {
+      throw boost::system::system_error(ec);
+    }
+    return n;
+  }
+
+  template <class ConstBufferSequence>
+  size_t write_some(const ConstBufferSequence& buffers, error_code& ec) {
+    ec = {};
+    output_ += beast::buffers_to_string(buffers);
+    return net::buffer_size(buffers);
+  }
+
+  template <class ConstBufferSequence>
+  size_t write_some(const ConstBufferSequence& buffers) {
+    error_code ec;
+    return write_some(buffers, ec);
+  }
+
+ private:
+  std::string_view input_;
+  std::string& output_;
+};
+
+// The first answer a handler gives, waited for with a deadline.
+struct Answer {
+  std::mutex mutex;
+  std::condition_variable ready;
+  std::optional<Response> response;
+};
+
+Response wait_for_answer(const Handler& handler, Request&& request, const RequestHead& head,
+                         Millis timeout, bool& timed_out) {
+  auto answer = std::make_shared<Answer>();
+  const Responder respond = [answer](Response response) {
+    std::lock_guard lock(answer->mutex);
+    if (!answer->response) {
+      answer->response = std::move(response);
+      answer->ready.notify_all();
+    }
+  };
+  try {
+    handler(std::move(request), respond);
+  } catch (const std::exception& e) {
+    spdlog::error("http: handler failed on {} {}: {}", head.method, head.path, e.what());
+    respond(error_response(500, "internal", "internal error"));
+  } catch (...) {
+    spdlog::error("http: handler failed on {} {}: unknown exception", head.method, head.path);
+    respond(error_response(500, "internal", "internal error"));
+  }
+  std::unique_lock lock(answer->mutex);
+  timed_out = !answer->ready.wait_for(lock, timeout, [&] { return answer->response.has_value(); });
+  if (timed_out) {
+    spdlog::warn("http: handler did not answer {} {} within {} ms", head.method, head.path,
+                 timeout.count());
+    return error_response(503, "timeout", "the request took too long; retry later");
+  }
+  return std::move(*answer->response);
+}
+
+// Writes a streamed response as do_write_stream does; false when the connection must close.
+bool write_streamed(MemoryStream& stream, Response&& response, const RequestHead& head,
+                    bool keep_alive) {
+  bhttp::response<bhttp::empty_body> res;
+  fill_head(res, response, head);
+  const bool chunked = head.version >= 11;
+  const bool keep = keep_alive && chunked;
+  if (chunked) {
+    res.chunked(true);
+  }
+  res.keep_alive(keep);
+  bhttp::response_serializer<bhttp::empty_body> serializer(res);
+  error_code ec;
+  bhttp::write_header(stream, serializer, ec);
+  if (ec || head.head) {
+    return !ec && keep;
+  }
+  for (;;) {
+    auto next = next_piece_of(response.stream);
+    if (!next) {
+      spdlog::error("http: streaming {} {} failed: {}", head.method, head.path,
+                    next.error().message);
+      return false;  // no last chunk: the body must not look complete
+    }
+    if (!next->has_value()) {
+      if (chunked) {
+        net::write(stream, bhttp::make_chunk_last(), ec);
+      }
+      return keep;
+    }
+    if ((*next)->empty()) {
+      continue;
+    }
+    if (chunked) {
+      net::write(stream, bhttp::make_chunk(net::buffer(**next)), ec);
+    } else {
+      net::write(stream, net::buffer(**next), ec);
+    }
+  }
+}
+
+}  // namespace
+
+std::string serve_bytes(const ServerOptions& options, std::string_view input,
+                        const Handler& handler) {
+  std::string output;
+  MemoryStream stream(input, output);
+  beast::flat_buffer buffer;
+  for (bool keep = true; keep;) {
+    RequestParser parser;
+    apply_limits(parser, options);
+    RequestHead head;
+    error_code ec;
+    bhttp::read_header(stream, buffer, parser, ec);
+    if (!ec) {
+      head = head_of(parser);
+      if (!parser.is_done()) {
+        if (expects_continue(parser)) {
+          net::write(stream, net::buffer(kContinue.data(), kContinue.size()), ec);
+        }
+        bhttp::read(stream, buffer, parser, ec);
+      }
+    }
+    if (ec) {
+      if (auto answer = read_error_answer(ec, options)) {
+        bhttp::response<bhttp::string_body> res;
+        fill_response(res, std::move(*answer), head, false);
+        bhttp::write(stream, res, ec);
+      }
+      break;
+    }
+    auto req = parser.release();
+    const bool keep_alive = req.keep_alive();
+    bool timed_out = false;
+    Response response = wait_for_answer(handler, to_request(std::move(req), head, "127.0.0.1"),
+                                        head, options.handler_timeout, timed_out);
+    if (is_streamed(response)) {
+      keep = write_streamed(stream, std::move(response), head, keep_alive);
+      continue;
+    }
+    keep = keep_alive && !timed_out;
+    bhttp::response<bhttp::string_body> res;
+    fill_response(res, checked(std::move(response), head), head, keep);
+    bhttp::write(stream, res, ec);
+  }
+  return output;
 }
 
 }  // namespace herald::http

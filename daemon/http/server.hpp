@@ -92,6 +92,17 @@ class Server {
   std::unique_ptr<Impl> impl_;
 };
 
+// One connection's bytes answered without a socket, for fuzzing and tests: INPUT goes through
+// the same parser, limits, error answers and response writing as a real connection, request
+// after request (pipelining) until one does not keep the connection alive or the bytes run out
+// (a request cut short then gets no answer, as a peer that went away). Each request goes to
+// HANDLER, with remote address "127.0.0.1"; an answer that has not come within
+// options.handler_timeout is a 503 and the end. Returns every byte the server would have
+// written, 100 Continue interim answers included. The timeouts on reading and writing do not
+// apply (the bytes are all there), nor does options.threads.
+std::string serve_bytes(const ServerOptions& options, std::string_view input,
+                        const Handler& handler);
+
 // Decodes %XX escapes (an invalid escape is kept as is); '+' becomes ' ' when asked.
 std::string percent_decode(std::string_view s, bool plus_as_space);
 // "a=1&b=x%20y&a=2" → {a,1},{b,x y},{a,2}; "k" and "k=" give an empty value; empty parts skipped.

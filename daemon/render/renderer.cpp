@@ -536,7 +536,7 @@ Result<void> add_partials(mstch::data& data, const std::map<std::string, std::st
     return template_error("partial \"" + *cycle + "\" includes itself");
   }
   for (const auto& [name, body] : partials) {
-    data.set(name, mstch::data(mstch::partial([body] { return body; })));
+    data.set(name, mstch::data(mstch::partial([body = body] { return body; })));
   }
   return {};
 }
