@@ -7,6 +7,7 @@
 
 #include "daemon/api/context.hpp"
 #include "daemon/core/crypto.hpp"
+#include "daemon/core/json_depth.hpp"
 #include "daemon/ingest/ingest.hpp"
 
 namespace herald::api {
@@ -61,6 +62,11 @@ http::Response error_response(const Error& e) {
 Result<json> parse_body(const http::Request& request) {
   if (request.body.empty()) {
     return make_error(ErrorKind::invalid, "malformed_json", "the request body is empty: send JSON");
+  }
+  if (!json_depth_within(request.body)) {
+    return make_error(ErrorKind::invalid, "malformed_json",
+                      fmt::format("the body nests arrays and objects more than {} levels deep",
+                                  kMaxJsonDepth));
   }
   try {
     return json::parse(request.body);

@@ -352,7 +352,15 @@ void render_template(Services& s, const Call& c, const http::Responder& respond)
     if (body->contains("phase") && (*body)["phase"].is_string()) {
       phase = parse_phase((*body)["phase"].get<std::string>()).value_or(phase);
     }
-    bool drill = body->value("drill", false);
+    bool drill = false;
+    if (body->contains("drill") && !(*body)["drill"].is_null()) {
+      if (!(*body)["drill"].is_boolean()) {
+        respond(error_response(
+            unprocessable("invalid_field", "drill", "drill must be true or false")));
+        return;
+      }
+      drill = (*body)["drill"].get<bool>();
+    }
     context = render::context_json(render::sample_context(phase, drill));
   }
   std::string client_id;
@@ -366,6 +374,12 @@ void render_template(Services& s, const Call& c, const http::Responder& respond)
     partials = stored_partials(*stored, client_id);
   }
   std::string source = (*body)["template"].get<std::string>();
+  if (source.size() > kMaxTemplateBytes) {
+    respond(error_response(unprocessable(
+        "invalid_field", "template",
+        fmt::format("template must be at most {} bytes", kMaxTemplateBytes))));
+    return;
+  }
   auto rendered = render::render_string(source, channel, context, partials);
   if (!rendered) {
     Error e = rendered.error();

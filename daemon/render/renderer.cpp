@@ -121,7 +121,16 @@ Error template_error(std::string message) {
   return make_error(ErrorKind::unprocessable, "invalid_template", std::move(message), "template");
 }
 
+// Sections may nest this deep. kainjow keeps each section's text, so its memory grows with the
+// square of the nesting (a 64 KiB template of nested sections took 175 MB; a 1 MB one, more
+// than 2 GB); Herald's own templates nest three deep.
+constexpr size_t kMaxSectionDepth = 32;
+Result<void> check_nesting(std::string_view source);
+
 Result<std::shared_ptr<const mstch::mustache>> compile(std::string_view source) {
+  if (auto nesting = check_nesting(source); !nesting) {
+    return nesting.error();
+  }
   auto tmpl = std::make_shared<mstch::mustache>(std::string(source));
   if (!tmpl->is_valid()) {
     return template_error(describe_template_error(source, tmpl->error_message()));
@@ -348,19 +357,29 @@ struct Tag {
   size_t line, column;
 };
 
-std::string trim_copy(std::string_view s) {
-  auto first = s.find_first_not_of(" \t\r\n");
-  if (first == std::string_view::npos) {
-    return {};
+// kainjow's trim: every std::isspace character at both ends.
+std::string trim_space(std::string_view s) {
+  size_t first = 0;
+  size_t last = s.size();
+  while (first < last && std::isspace(static_cast<unsigned char>(s[first]))) {
+    ++first;
   }
-  auto last = s.find_last_not_of(" \t\r\n");
-  return std::string(s.substr(first, last - first + 1));
+  while (last > first && std::isspace(static_cast<unsigned char>(s[last - 1]))) {
+    --last;
+  }
+  return std::string(s.substr(first, last - first));
 }
 
-// The tags of a source with the default delimiters; scanning stops at a delimiter change
-// (rare, and then nothing after it is checked).
+// The tags of a source exactly as kainjow mustache 4.1 reads them (its parser() in
+// mustache.hpp): the open and close delimiters as set by {{=<% %>=}}, "{{{...}}}" under the
+// default ones, the contents trimmed, the kind from their first character. The partial cycle
+// check relies on seeing every {{> partial}} the engine will expand: a tag it missed could make
+// a partial include itself and recurse until the stack overflows. Scanning stops where the
+// engine's parse fails (an unclosed tag, an invalid delimiter change): it renders nothing then.
 std::vector<Tag> scan_tags(std::string_view s) {
   std::vector<Tag> tags;
+  std::string open = "{{";
+  std::string close = "}}";
   size_t pos = 0, line = 1, line_start = 0;
   auto advance_to = [&](size_t to) {
     for (; pos < to && pos < s.size(); ++pos) {
@@ -371,35 +390,91 @@ std::vector<Tag> scan_tags(std::string_view s) {
     }
   };
   while (true) {
-    size_t open = s.find("{{", pos);
-    if (open == std::string_view::npos) {
+    const size_t start = s.find(open, pos);
+    if (start == std::string_view::npos) {
       break;
     }
-    advance_to(open);
-    size_t column = open - line_start + 1;
-    size_t inner = open + 2;
+    advance_to(start);
+    const size_t column = start - line_start + 1;
+    size_t inner = start + open.size();
+    const bool braces = open == "{{" && close == "}}";
+    const bool unescaped = braces && inner < s.size() && s[inner] == '{';
+    const std::string_view end_delimiter = unescaped ? std::string_view("}}}") : close;
+    if (unescaped) {
+      ++inner;
+    }
+    const size_t end = s.find(end_delimiter, inner);
+    if (end == std::string_view::npos) {
+      break;
+    }
+    const std::string contents = trim_space(s.substr(inner, end - inner));
+    advance_to(end + end_delimiter.size());
+    if (!contents.empty() && contents[0] == '=') {
+      // "=OPEN CLOSE=": two delimiters with neither whitespace nor '=' in them.
+      if (contents.size() < 5 || contents.back() != '=') {
+        break;
+      }
+      const std::string inside = trim_space(std::string_view(contents).substr(1, contents.size() - 2));
+      const size_t space = inside.find(' ');
+      if (space == std::string::npos) {
+        break;
+      }
+      std::string new_open = inside.substr(0, space);
+      std::string new_close = inside.substr(inside.find_first_not_of(' ', space + 1));
+      const auto valid = [](const std::string& d) {
+        return std::none_of(d.begin(), d.end(), [](char c) {
+          return c == '=' || std::isspace(static_cast<unsigned char>(c));
+        });
+      };
+      if (!valid(new_open) || !valid(new_close)) {
+        break;
+      }
+      open = std::move(new_open);
+      close = std::move(new_close);
+      continue;
+    }
     char kind = 'v';
-    std::string_view close = "}}";
-    if (inner < s.size()) {
-      char c = s[inner];
-      if (c == '{') {
-        close = "}}}";
-        ++inner;
-      } else if (c == '&' || c == '#' || c == '^' || c == '/' || c == '>' || c == '!' || c == '=') {
-        kind = c == '&' ? 'v' : c;
-        ++inner;
+    std::string name = contents;
+    if (!unescaped && !contents.empty()) {
+      switch (contents[0]) {
+        case '#':
+        case '^':
+        case '/':
+        case '>':
+          kind = contents[0];
+          name = trim_space(std::string_view(contents).substr(1));
+          break;
+        case '&':
+          name = trim_space(std::string_view(contents).substr(1));
+          break;
+        case '!':
+          kind = '!';
+          break;
+        default:
+          break;
       }
     }
-    size_t end = s.find(close, inner);
-    if (end == std::string_view::npos || kind == '=') {
-      break;
-    }
     if (kind != '!') {
-      tags.push_back(Tag{kind, trim_copy(s.substr(inner, end - inner)), line, column});
+      tags.push_back(Tag{kind, std::move(name), line, column});
     }
-    advance_to(end + close.size());
   }
   return tags;
+}
+
+Result<void> check_nesting(std::string_view source) {
+  size_t depth = 0;
+  for (const auto& tag : scan_tags(source)) {
+    if (tag.kind == '#' || tag.kind == '^') {
+      if (++depth > kMaxSectionDepth) {
+        return template_error("line " + std::to_string(tag.line) + ", column " +
+                              std::to_string(tag.column) + ": sections nest more than " +
+                              std::to_string(kMaxSectionDepth) + " levels deep");
+      }
+    } else if (tag.kind == '/' && depth > 0) {
+      --depth;
+    }
+  }
+  return {};
 }
 
 std::vector<std::string> partial_refs(std::string_view source) {
@@ -695,6 +770,10 @@ Result<RenderedMessage> Renderer::render(const TemplateContext& ctx, std::string
     if (source.pool) {
       rendered = source.pool->render(data, escape);  // partials live in the data
     } else {
+      if (auto nesting = check_nesting(source.body); !nesting) {
+        return template_error("template " + name + " of client " + ctx.client_id + ": " +
+                              nesting.error().message);
+      }
       mstch::mustache tmpl(source.body);
       if (!tmpl.is_valid()) {
         return template_error("template " + name + " of client " + ctx.client_id + ": " +
@@ -732,6 +811,9 @@ Result<std::string> render_string(std::string_view source, std::string_view chan
                           "\" (expected email.subject, email.text, email.html, sms.text or "
                           "chat.text)",
                       "channel");
+  }
+  if (auto nesting = check_nesting(source); !nesting) {
+    return nesting.error();
   }
   mstch::mustache tmpl{std::string(source)};
   if (!tmpl.is_valid()) {

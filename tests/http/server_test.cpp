@@ -15,6 +15,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
@@ -168,6 +169,9 @@ class Client {
     }
     return std::exchange(pending_, {});
   }
+
+  // No more bytes from this side (the server reads end of file).
+  void finish_sending() { ::shutdown(fd_, SHUT_WR); }
 
   // True when the server closes the connection (EOF or reset) within `limit`.
   bool closed_within(std::chrono::milliseconds limit) {
@@ -885,6 +889,130 @@ TEST(ServerStream, Http10GetsAnUnframedBodyEndedByClose) {
   EXPECT_EQ(head->status, 200);
   EXPECT_FALSE(head->header("transfer-encoding"));
   EXPECT_EQ(client.read_to_close(), streamer.expected());
+}
+
+// ---- serve_bytes: a connection's bytes without a socket ------------------------------------
+
+// echo, but /export streams three pieces, /throw throws, /never never answers and /bad answers
+// with an invalid status.
+void varied(Request&& req, Responder respond) {
+  if (req.path == "/export") {
+    Response response;
+    response.content_type = "text/plain";
+    auto next = std::make_shared<int>(0);
+    response.stream = [next]() -> Result<std::optional<std::string>> {
+      if (*next == 3) {
+        return std::optional<std::string>{};
+      }
+      return std::optional<std::string>(std::string(3, static_cast<char>('a' + (*next)++)));
+    };
+    respond(std::move(response));
+  } else if (req.path == "/throw") {
+    throw std::runtime_error("boom");
+  } else if (req.path == "/never") {
+    return;
+  } else if (req.path == "/bad") {
+    respond(Response{42, "text/plain", {{"X-Evil", "a\r\nb"}}, "bad"});
+  } else {
+    echo(std::move(req), std::move(respond));
+  }
+}
+
+ServerOptions small_limits() {
+  ServerOptions options = test_options();
+  options.body_limit = 64;
+  options.header_limit = 256;
+  options.handler_timeout = 200ms;
+  return options;
+}
+
+const std::string kConnections[] = {
+    request("GET", "/v1/things?a=1&b=x%20y&a=2", {}, "X-Test: yes\r\n"),
+    request("POST", "/one", "first") + request("GET", "/two") +
+        request("GET", "/three", {}, "Connection: close\r\n") + request("GET", "/unanswered"),
+    request("POST", "/continue", "body", "Expect: 100-continue\r\n"),
+    "POST /chunked HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
+    "3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n",
+    request("POST", "/big", std::string(65, 'x')),
+    "GARBAGE\r\n\r\n",
+    request("GET", "/headers", {}, "X-Long: " + std::string(300, 'h') + "\r\n"),
+    "GET /cut HTTP/1.1\r\nHost: t\r\n",
+    request("POST", "/cut-body", std::string(10, 'b')).substr(0, 60),
+    request("HEAD", "/head") + request("GET", "/after-head"),
+    "GET /old HTTP/1.0\r\n\r\nGET /ignored HTTP/1.0\r\n\r\n",
+    request("GET", "/export") + request("HEAD", "/export") + request("GET", "/echo"),
+    "GET /export HTTP/1.0\r\n\r\n",
+    request("GET", "/throw") + request("GET", "/bad") + request("GET", "/echo"),
+    request("GET", "/never") + request("GET", "/not-reached"),
+    "",
+};
+
+// What the fuzz target fuzz_http relies on: the same bytes in give the same bytes out as a
+// real connection to a running server.
+TEST(ServeBytes, AnswersExactlyAsARealConnection) {
+  auto running = start(small_limits(), varied);
+  for (const auto& input : kConnections) {
+    Client client(running.port);
+    ASSERT_TRUE(client.connected());
+    ASSERT_TRUE(client.send(input));
+    client.finish_sending();
+    const std::string over_socket = client.read_to_close();
+    EXPECT_EQ(serve_bytes(small_limits(), input, varied), over_socket) << input;
+    EXPECT_FALSE(over_socket.empty() && !input.empty() && input.rfind("GET /cut", 0) != 0 &&
+                 input.rfind("POST /cut-body", 0) != 0)
+        << "no answer to " << input;
+  }
+}
+
+TEST(ServeBytes, EachLimitAndErrorAnswers) {
+  const ServerOptions options = small_limits();
+  auto status_lines = [&](const std::string& input) {
+    const std::string out = serve_bytes(options, input, varied);
+    std::vector<std::string> lines;
+    for (size_t pos = out.find("HTTP/1."); pos != std::string::npos;
+         pos = out.find("HTTP/1.", pos + 1)) {
+      lines.push_back(out.substr(pos, out.find("\r\n", pos) - pos));
+    }
+    return lines;
+  };
+  using Lines = std::vector<std::string>;
+  EXPECT_EQ(status_lines(kConnections[1]),
+            (Lines{"HTTP/1.1 200 OK", "HTTP/1.1 200 OK", "HTTP/1.1 200 OK"}));
+  EXPECT_EQ(status_lines(kConnections[2]), (Lines{"HTTP/1.1 100 Continue", "HTTP/1.1 200 OK"}));
+  EXPECT_EQ(status_lines(kConnections[4]), (Lines{"HTTP/1.1 413 Payload Too Large"}));
+  EXPECT_EQ(status_lines(kConnections[5]), (Lines{"HTTP/1.1 400 Bad Request"}));
+  EXPECT_EQ(status_lines(kConnections[6]), (Lines{"HTTP/1.1 431 Request Header Fields Too Large"}));
+  EXPECT_EQ(status_lines(kConnections[7]), Lines{});
+  EXPECT_EQ(status_lines(kConnections[13]),
+            (Lines{"HTTP/1.1 500 Internal Server Error", "HTTP/1.1 500 Internal Server Error",
+                   "HTTP/1.1 200 OK"}));
+  EXPECT_EQ(status_lines(kConnections[14]), (Lines{"HTTP/1.1 503 Service Unavailable"}));
+
+  const std::string streamed = serve_bytes(options, kConnections[11], varied);
+  EXPECT_NE(streamed.find("Transfer-Encoding: chunked\r\n\r\n"
+                          "3\r\naaa\r\n3\r\nbbb\r\n3\r\nccc\r\n0\r\n\r\n"),
+            std::string::npos)
+      << streamed;
+  const std::string old = serve_bytes(options, kConnections[12], varied);
+  EXPECT_EQ(old.substr(old.size() - 13), "\r\n\r\naaabbbccc");
+}
+
+TEST(ServeBytes, TheHandlerSeesTheParsedRequest) {
+  std::optional<Request> seen;
+  const std::string out = serve_bytes(
+      test_options(), request("PUT", "/v1/a%20b?x=1&y=%41+B", "{}", "X-Test: T\r\n"),
+      [&](Request&& req, Responder respond) {
+        seen = std::move(req);
+        respond(Response{204, "", {}, ""});
+      });
+  ASSERT_TRUE(seen);
+  EXPECT_EQ(seen->method, "PUT");
+  EXPECT_EQ(seen->path, "/v1/a b");
+  EXPECT_EQ(seen->query_param("y").value_or(""), "A B");
+  EXPECT_EQ(seen->header("x-test").value_or(""), "T");
+  EXPECT_EQ(seen->body, "{}");
+  EXPECT_EQ(seen->remote_address, "127.0.0.1");
+  EXPECT_EQ(out.rfind("HTTP/1.1 204 No Content\r\n", 0), 0u) << out;
 }
 
 }  // namespace

@@ -143,6 +143,57 @@ TEST(StoredTemplatesTest, NewPartialAndPartialCycles) {
   EXPECT_TRUE(contains(direct.error().message, "includes itself"));
 }
 
+// The cycle check must see every partial tag the engine sees; these hid it and recursed until
+// the stack overflowed (fuzz/regressions/template).
+TEST(StoredTemplatesTest, PartialCyclesTheEngineSeesWhateverTheSpelling) {
+  const std::string spellings[] = {
+      "{{=<% %>=}}<%> footer%>",             // after a delimiter change
+      "{{= | | =}}|> footer|",               // delimiters set with spaces around them
+      "{{ > footer }}",                      // whitespace before the kind
+      "{{=<% %>=}}<%={{ }}=%>{{>footer}}",   // changed and changed back
+      "{{{=<% %>=}}}<% >footer %>",          // a change inside triple braces
+  };
+  for (const auto& body : spellings) {
+    auto r = render_string("{{> footer}}", "email.text", nlohmann::json::object(),
+                           {{"footer", body}});
+    ASSERT_FALSE(r.ok()) << body;
+    EXPECT_TRUE(contains(r.error().message, "includes itself")) << body << ": "
+                                                                  << r.error().message;
+  }
+  // Partial tags the engine does not see are no cycle: a comment, an unescaped variable.
+  for (const std::string body : {"{{! > footer}}", "{{{> footer}}}", "{{&> footer}}"}) {
+    EXPECT_TRUE(render_string("{{> footer}}", "email.text", nlohmann::json::object(),
+                              {{"footer", body}})
+                    .ok())
+        << body;
+  }
+}
+
+TEST(StoredTemplatesTest, SectionsNestAtMost32Deep) {
+  auto nested = [](size_t depth) {
+    std::string out;
+    for (size_t i = 0; i < depth; ++i) {
+      out += "{{#a}}";
+    }
+    out += "x";
+    for (size_t i = 0; i < depth; ++i) {
+      out += "{{/a}}";
+    }
+    return out;
+  };
+  EXPECT_TRUE(check_template(nested(32)).ok());
+  auto deep = check_template(nested(33));
+  ASSERT_FALSE(deep.ok());
+  EXPECT_EQ(deep.error().code, "invalid_template");
+  EXPECT_TRUE(contains(deep.error().message, "line 1, column 193: sections nest more than 32"))
+      << deep.error().message;
+  EXPECT_FALSE(render_string(nested(40), "email.text", nlohmann::json::object()).ok());
+  TemplateSet set{{"acme", "any.sms.text", nested(40), 1}};
+  auto r = shipped().render(sample_context(), "sms", {}, &set);
+  ASSERT_FALSE(r.ok());
+  EXPECT_TRUE(contains(r.error().message, "nest more than 32")) << r.error().message;
+}
+
 TEST(StoredTemplatesTest, BrokenStoredTemplateIsAnErrorNamingIt) {
   Renderer renderer = shipped();
   TemplateSet set{{"acme", "containment.chat.text", "ok\n{{#drill}}", 3}};
@@ -175,7 +226,9 @@ TEST(TemplateWarningsTest, Table) {
       {"{{! {{incident.titel}} is a comment }}", {}},
       {"{{> footer}} {{> nope}}",
        {"line 1, column 14: unknown partial \"nope\" (store it as partial.nope)"}},
-      {"{{=<% %>=}}<% anything %>", {}},
+      // Tags are read as the engine reads them, custom delimiters included.
+      {"{{=<% %>=}}<% anything %> <%={{ }}=%>{{client.name}}",
+       {"line 1, column 12: unknown variable \"anything\""}},
   };
   for (const auto& c : cases) {
     EXPECT_EQ(template_warnings(c.source), c.warnings) << c.source;

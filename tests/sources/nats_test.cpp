@@ -42,6 +42,11 @@ TEST(NatsEventTest, EachMistakeIsNamed) {
        ErrorKind::unprocessable, "invalid_severity", "incident.severity"},
       {R"({"client": "acme"})", ErrorKind::unprocessable, "missing_field", "event_id"},
       {std::string(1 << 20, ' ') + "{}", ErrorKind::invalid, "too_large", ""},
+      // Found by fuzz/fuzz_event: details nested this deep overflowed the stack when printed.
+      {R"({"event_id": "e", "client": "acme", "incident": {"id": "I", "severity": "high"},
+          "phase": "containment", "details": {"a": )" +
+           std::string(200'000, '[') + std::string(200'000, ']') + "}}",
+       ErrorKind::invalid, "malformed_json", ""},
   };
   for (const auto& c : cases) {
     auto e = nats_event(c.body);

@@ -13,6 +13,7 @@
 #include <thread>
 #include <vector>
 
+#include "daemon/core/json_depth.hpp"
 #include "daemon/ingest/ingest.hpp"
 #include "daemon/store/store.hpp"
 
@@ -85,6 +86,11 @@ Result<Event> nats_event(std::string_view data) {
   }
   if (data.empty()) {
     return make_error(ErrorKind::invalid, "malformed_json", "the message is empty: send JSON");
+  }
+  if (!json_depth_within(data)) {
+    return make_error(ErrorKind::invalid, "malformed_json",
+                      fmt::format("the message nests arrays and objects more than {} levels deep",
+                                  kMaxJsonDepth));
   }
   json body;
   try {
