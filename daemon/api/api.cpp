@@ -75,6 +75,11 @@ Result<json> parse_body(const http::Request& request) {
         ErrorKind::invalid, "malformed_json",
         fmt::format("the body is not valid JSON (byte {}): {}", e.byte,
                     std::string(e.what()).substr(std::string(e.what()).find(':') + 2)));
+  } catch (const json::exception& e) {
+    // A number too large for a double ("1e999") is out_of_range, not a parse_error.
+    const std::string what = e.what();
+    return make_error(ErrorKind::invalid, "malformed_json",
+                      "the body is not valid JSON: " + what.substr(what.find("] ") + 2));
   }
 }
 

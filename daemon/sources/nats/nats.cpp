@@ -100,6 +100,11 @@ Result<Event> nats_event(std::string_view data) {
     return make_error(ErrorKind::invalid, "malformed_json",
                       fmt::format("the message is not valid JSON (byte {}): {}", e.byte,
                                   what.substr(what.find(':') + 2)));
+  } catch (const json::exception& e) {
+    // A number too large for a double ("1e999") is out_of_range, not a parse_error.
+    const std::string what = e.what();
+    return make_error(ErrorKind::invalid, "malformed_json",
+                      "the message is not valid JSON: " + what.substr(what.find("] ") + 2));
   }
   auto event = ingest::parse_event(body);
   if (event) {
