@@ -2,6 +2,7 @@
 // api::parse_body and sources::alertmanager_events, the adapter that turns Alertmanager's
 // webhook payload into events (which then go to storage without further validation, so what
 // the adapter returns must already be a valid event).
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <nlohmann/json.hpp>
@@ -33,9 +34,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       continue;
     }
     for (const auto& e : *events) {
-      FUZZ_CHECK(!e.event_id.empty() && e.event_id.size() <= 200);
-      FUZZ_CHECK(!e.client_id.empty());
-      FUZZ_CHECK(!e.incident_id.empty() && e.incident_id.size() <= 200);
+      // The ids POST /v1/events accepts: 1 to 200 characters, no control character.
+      for (const std::string* id : {&e.event_id, &e.client_id, &e.incident_id}) {
+        FUZZ_CHECK(!id->empty() && id->size() <= 200);
+        FUZZ_CHECK(std::none_of(id->begin(), id->end(), [](char c) {
+          return static_cast<unsigned char>(c) < 0x20 || c == 0x7F;
+        }));
+      }
       FUZZ_CHECK(json::parse(e.details_json).is_object());
     }
   }

@@ -105,6 +105,13 @@ TEST(Alertmanager, RejectionsNameTheAlert) {
       {[](json& p) { p["version"] = "3"; }, "version"},
       {[](json& p) { p["alerts"][0]["status"] = "pending"; }, "alerts[0].status"},
       {[](json& p) { p["alerts"][0]["labels"]["phase"] = "panic"; }, "alerts[0].labels.phase"},
+      // The ids POST /v1/events would refuse (fuzz/regressions/alertmanager).
+      {[](json& p) { p["alerts"][0]["labels"]["incident"] = std::string(201, 'I'); },
+       "alerts[0].labels.incident"},
+      {[](json& p) { p["alerts"][0]["labels"]["incident"] = "INC\n42"; },
+       "alerts[0].labels.incident"},
+      {[](json& p) { p["alerts"][0]["labels"]["client"] = "acme\x7f"; },
+       "alerts[0].labels.client"},
   };
   for (const auto& c : cases) {
     json p = payload();

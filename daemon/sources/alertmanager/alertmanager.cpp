@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <nlohmann/json.hpp>
 
 #include "daemon/core/crypto.hpp"
@@ -26,6 +27,14 @@ std::string text(const json& obj, const char* key) {
   return {};
 }
 
+// The ids POST /v1/events accepts (daemon/ingest): 1 to 200 characters, no control character.
+bool valid_id(const std::string& id) {
+  return !id.empty() && id.size() <= kMaxIncidentId &&
+         std::none_of(id.begin(), id.end(), [](char c) {
+           return static_cast<unsigned char>(c) < 0x20 || c == 0x7F;
+         });
+}
+
 // Alertmanager's own severities are free-form; Herald's four are kept, the common
 // `critical` and `warning` mapped, anything else is low.
 Severity severity_of(const std::string& label) {
@@ -37,7 +46,7 @@ Severity severity_of(const std::string& label) {
 
 // groupKey can be long; an incident id must stay within bounds and stable.
 std::string incident_of(const std::string& group_key) {
-  if (!group_key.empty() && group_key.size() <= kMaxIncidentId) {
+  if (valid_id(group_key)) {
     return group_key;
   }
   return "am-" + sha256_hex(group_key).substr(0, 24);
@@ -81,12 +90,20 @@ Result<std::vector<Event>> alertmanager_events(const json& payload,
       return bad(i, "labels.client",
                  "no client: give the alert a `client` label or call with ?client=CLIENT");
     }
+    if (!valid_id(e.client_id)) {
+      return bad(i, "labels.client",
+                 "the client must be 1 to 200 characters without control characters");
+    }
     e.incident_id = text(labels, "incident");
     if (e.incident_id.empty()) {
       e.incident_id = incident_of(group_key);
     }
     if (e.incident_id.empty()) {
       return bad(i, "labels.incident", "no incident: no `incident` label and no groupKey");
+    }
+    if (!valid_id(e.incident_id)) {
+      return bad(i, "labels.incident",
+                 "the incident label must be 1 to 200 characters without control characters");
     }
     const std::string phase = text(labels, "phase");
     if (!phase.empty()) {
