@@ -2,12 +2,12 @@
 // `herald serve` and `herald check-config` (load_config_file only adds reading the file).
 // Checked: a refusal names the file and position ("fuzz.toml:LINE:COLUMN: ..."), and never
 // quotes the SMTP password or SMS auth token, whether from the file or the environment.
+#include <toml++/toml.h>
 #include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
-#include <toml++/toml.h>
 
 #include "daemon/config/config.hpp"
 #include "fuzz/fuzz_support.hpp"

@@ -5,16 +5,18 @@
 // once with a client, contacts, endpoints and a plan, so that events plan real messages.
 // The token "fuzz-token" has every scope; the seeds use it.
 //
-// Checked: the server answers only with well-formed status lines, and never with a 500 (an
-// exception or a failure inside a handler) or a handler timeout.
-// The database keeps what earlier inputs stored (a fresh one per input would cost ~50 ms), so a
-// crash may need the inputs before it: libFuzzer's crash file is then the last one only.
+// Checked: no handler answers 5xx (an exception or a failure inside it) or throws, every
+// handler answers (one that does not is libFuzzer's -timeout), and the server's output starts
+// with a status line. The database keeps what earlier inputs stored (a fresh one per input
+// would cost more than the input), so a crash may need the inputs before it: libFuzzer's crash
+// file is then the last one only.
 #include <unistd.h>
 
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <exception>
 #include <filesystem>
 #include <memory>
 #include <string>
@@ -57,9 +59,25 @@ struct Fixture {
         ingestor(*store, clock, [] {}),
         api(options(), *store, ingestor, clock, metrics, [] {}) {
     FUZZ_CHECK(api.load_stored_tokens());
-    http_options.handler_timeout = Millis{20'000};
+    // A handler that never answers is libFuzzer's timeout (-timeout in run.sh), not a 503.
+    http_options.handler_timeout = Millis{3'600'000};
+    // Every answer the API gives is looked at before the server writes it: a 5xx is an
+    // exception or a failure inside a handler; an exception escaping the API would be too.
     handler = [this](http::Request&& r, http::Responder respond) {
-      api.handle(std::move(r), std::move(respond));
+      const std::string what = r.method + " " + r.target;
+      try {
+        api.handle(std::move(r), [respond, what](http::Response response) {
+          if (response.status >= 500) {
+            std::fprintf(stderr, "fuzz_http: %s answered %d: %s\n", what.c_str(), response.status,
+                         response.body.c_str());
+            std::abort();
+          }
+          respond(std::move(response));
+        });
+      } catch (const std::exception& e) {
+        std::fprintf(stderr, "fuzz_http: %s threw: %s\n", what.c_str(), e.what());
+        std::abort();
+      }
     };
     const std::pair<std::string, std::string> kSetup[] = {
         {"/v1/clients/acme", R"({"name": "Acme Corp", "timezone": "Europe/Berlin"})"},
@@ -86,8 +104,8 @@ struct Fixture {
               "endpoints": ["soc-slack", "siem"], "delay": "0s"}]})"},
     };
     for (const auto& [target, body] : kSetup) {
-      const std::string answer = http::serve_bytes(http_options, request("PUT", target, body),
-                                                   handler);
+      const std::string answer =
+          http::serve_bytes(http_options, request("PUT", target, body), handler);
       if (answer.rfind("HTTP/1.1 2", 0) != 0) {
         std::fprintf(stderr, "fuzz_http: setting up %s failed:\n%s\n", target.c_str(),
                      answer.c_str());
@@ -132,20 +150,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string_view input(reinterpret_cast<const char*>(data), size);
   const std::string output = http::serve_bytes(fixture->http_options, input, fixture->handler);
 
-  // Every answer's status line, 100 Continue included.
-  for (size_t pos = output.find("HTTP/1."); pos != std::string::npos;
-       pos = output.find("\r\nHTTP/1.", pos + 1)) {
-    const size_t start = output.compare(pos, 2, "\r\n") == 0 ? pos + 2 : pos;
-    const std::string_view line = std::string_view(output).substr(start, 13);
-    if (line.size() < 12 || line[8] != ' ') {
-      continue;  // "HTTP/1." inside a body
-    }
-    if (line.substr(9, 3) == "500") {
-      std::fprintf(stderr, "fuzz_http: a 500 answer:\n%s\n", output.c_str());
-      std::abort();
-    }
-  }
   FUZZ_CHECK(output.empty() || output.rfind("HTTP/1.", 0) == 0);
-  FUZZ_CHECK(output.find("the request took too long") == std::string::npos);
   return 0;
 }

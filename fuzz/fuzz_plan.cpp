@@ -21,22 +21,27 @@ using namespace herald;
 const std::set<std::string> kEndpointIds{"soc-slack", "siem", "teams-room"};
 
 std::vector<Contact> contacts() {
-  Contact dana{"acme", "dana", "Dana Lee", {"legal", "executive"}, "dana@acme.example",
-               "+15551234567", "", "America/New_York", QuietHours{22 * 60, 7 * 60},
-               {"email", "sms"}};
-  Contact tim{"acme", "tim", "Tim Okafor", {"technician"}, "tim@msp.example", "", "@tim",
-              "Europe/Berlin", std::nullopt, {}};
-  Contact ivy{"acme", "ivy", "Ivy", {"incident_commander", "technician"}, "", "+15550001111",
-              "", "UTC", std::nullopt, {"sms"}};
+  Contact dana{
+      "acme",         "dana", "Dana Lee",         {"legal", "executive"},      "dana@acme.example",
+      "+15551234567", "",     "America/New_York", QuietHours{22 * 60, 7 * 60}, {"email", "sms"}};
+  Contact tim{"acme", "tim",  "Tim Okafor",    {"technician"}, "tim@msp.example",
+              "",     "@tim", "Europe/Berlin", std::nullopt,   {}};
+  Contact ivy{"acme",       "ivy",          "Ivy", {"incident_commander", "technician"},
+              "",           "+15550001111", "",    "UTC",
+              std::nullopt, {"sms"}};
   return {dana, tim, ivy};
 }
 
 std::vector<Endpoint> endpoints() {
-  return {Endpoint{"acme", "soc-slack", EndpointType::slack, "https://hooks.example/x", {}, true},
-          Endpoint{"acme", "siem", EndpointType::webhook, "https://siem.example/h",
-                   {"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}, true},
-          Endpoint{"acme", "teams-room", EndpointType::teams, "https://teams.example/y", {},
-                   false}};
+  return {
+      Endpoint{"acme", "soc-slack", EndpointType::slack, "https://hooks.example/x", {}, true},
+      Endpoint{"acme",
+               "siem",
+               EndpointType::webhook,
+               "https://siem.example/h",
+               {"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"},
+               true},
+      Endpoint{"acme", "teams-room", EndpointType::teams, "https://teams.example/y", {}, false}};
 }
 
 }  // namespace
@@ -69,8 +74,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   static const auto kEndpoints = endpoints();
   (void)plan::plan_warnings(*plan, kContacts);
   for (Phase phase : kAllPhases) {
-    for (Severity severity : {Severity::low, Severity::medium, Severity::high, Severity::critical}) {
-      for (const auto& intent : plan::plan_messages(*plan, phase, severity, kContacts, kEndpoints)) {
+    for (Severity severity :
+         {Severity::low, Severity::medium, Severity::high, Severity::critical}) {
+      for (const auto& intent :
+           plan::plan_messages(*plan, phase, severity, kContacts, kEndpoints)) {
         FUZZ_CHECK(intent.contact_id.empty() != intent.endpoint_id.empty());
         FUZZ_CHECK(!intent.channel.empty());
         (void)plan::message_id("acme", "evt-1", intent.rule_id,

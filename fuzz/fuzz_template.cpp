@@ -72,9 +72,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     partials["footer"] = partial;
   }
   constexpr std::string_view kParts[] = {"email.html", "email.text", "chat.text", "sms.text",
-                                          "email.subject"};
-  auto rendered = render::render_string(source, kParts[size % std::size(kParts)], context,
-                                        partials);
+                                         "email.subject"};
+  auto rendered =
+      render::render_string(source, kParts[size % std::size(kParts)], context, partials);
   if (!rendered) {
     FUZZ_CHECK(rendered.error().kind == ErrorKind::unprocessable);
   }
@@ -91,8 +91,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   render::TemplateContext ctx = render::sample_context(Phase::containment);
   ctx.ack_url = "https://herald.example/ack/abc";
   constexpr std::pair<std::string_view, std::string_view> kChannels[] = {
-      {"email", ""},       {"sms", ""},     {"chat", "slack"},     {"chat", "teams"},
-      {"chat", "discord"}, {"email", ""},   {"chat", "mattermost"}, {"chat", "googlechat"}};
+      {"email", ""},       {"sms", ""},   {"chat", "slack"},      {"chat", "teams"},
+      {"chat", "discord"}, {"email", ""}, {"chat", "mattermost"}, {"chat", "googlechat"}};
   const auto& [channel, endpoint_type] = kChannels[size % std::size(kChannels)];
   auto message = renderer.render(ctx, channel, endpoint_type, &overrides);
   if (!message) {

@@ -64,9 +64,9 @@ Result<json> parse_body(const http::Request& request) {
     return make_error(ErrorKind::invalid, "malformed_json", "the request body is empty: send JSON");
   }
   if (!json_depth_within(request.body)) {
-    return make_error(ErrorKind::invalid, "malformed_json",
-                      fmt::format("the body nests arrays and objects more than {} levels deep",
-                                  kMaxJsonDepth));
+    return make_error(
+        ErrorKind::invalid, "malformed_json",
+        fmt::format("the body nests arrays and objects more than {} levels deep", kMaxJsonDepth));
   }
   try {
     return json::parse(request.body);

@@ -355,8 +355,8 @@ void render_template(Services& s, const Call& c, const http::Responder& respond)
     bool drill = false;
     if (body->contains("drill") && !(*body)["drill"].is_null()) {
       if (!(*body)["drill"].is_boolean()) {
-        respond(error_response(
-            unprocessable("invalid_field", "drill", "drill must be true or false")));
+        respond(
+            error_response(unprocessable("invalid_field", "drill", "drill must be true or false")));
         return;
       }
       drill = (*body)["drill"].get<bool>();
@@ -375,9 +375,9 @@ void render_template(Services& s, const Call& c, const http::Responder& respond)
   }
   std::string source = (*body)["template"].get<std::string>();
   if (source.size() > kMaxTemplateBytes) {
-    respond(error_response(unprocessable(
-        "invalid_field", "template",
-        fmt::format("template must be at most {} bytes", kMaxTemplateBytes))));
+    respond(error_response(
+        unprocessable("invalid_field", "template",
+                      fmt::format("template must be at most {} bytes", kMaxTemplateBytes))));
     return;
   }
   auto rendered = render::render_string(source, channel, context, partials);

@@ -204,9 +204,8 @@ std::optional<Response> read_error_answer(const error_code& ec, const ServerOpti
                           fmt::format("the request body exceeds {} bytes", options.body_limit));
   }
   if (ec == bhttp::error::header_limit) {
-    return error_response(
-        431, "headers_too_large",
-        fmt::format("the request headers exceed {} bytes", options.header_limit));
+    return error_response(431, "headers_too_large",
+                          fmt::format("the request headers exceed {} bytes", options.header_limit));
   }
   if (is_http_error(ec) && ec != bhttp::error::end_of_stream &&
       ec != bhttp::error::partial_message) {
@@ -259,8 +258,7 @@ void fill_head(bhttp::response<Body>& res, const Response& response, const Reque
   for (const auto& [name, value] : response.headers) {
     // Beast 1.74 does not reject CR/LF: a value built from input must not split the response.
     if (!is_header_safe(name) || !is_header_safe(value) || name.empty()) {
-      spdlog::error("http: dropping an invalid response header on {} {}", head.method,
-                    head.path);
+      spdlog::error("http: dropping an invalid response header on {} {}", head.method, head.path);
       continue;
     }
     res.insert(name, value);
@@ -535,8 +533,7 @@ class Session : public std::enable_shared_from_this<Session> {
       spdlog::error("http: handler failed on {} {}: {}", head_.method, head_.path, e.what());
       make_responder(seq)(error_response(500, "internal", "internal error"));
     } catch (...) {
-      spdlog::error("http: handler failed on {} {}: unknown exception", head_.method,
-                    head_.path);
+      spdlog::error("http: handler failed on {} {}: unknown exception", head_.method, head_.path);
       make_responder(seq)(error_response(500, "internal", "internal error"));
     }
   }

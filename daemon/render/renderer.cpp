@@ -414,7 +414,8 @@ std::vector<Tag> scan_tags(std::string_view s) {
       if (contents.size() < 5 || contents.back() != '=') {
         break;
       }
-      const std::string inside = trim_space(std::string_view(contents).substr(1, contents.size() - 2));
+      const std::string inside =
+          trim_space(std::string_view(contents).substr(1, contents.size() - 2));
       const size_t space = inside.find(' ');
       if (space == std::string::npos) {
         break;

@@ -24,11 +24,11 @@ TEST(JsonDepth, Table) {
       {"[]", 1, true},
       {R"({"a": [1, {"b": 2}]})", 3, true},
       {R"({"a": [1, {"b": 2}]})", 2, false},
-      {R"([[], [], []])", 2, true},  // siblings do not add up
+      {R"([[], [], []])", 2, true},      // siblings do not add up
       {R"(["[[[[", "{{{{"])", 1, true},  // brackets in strings do not count
-      {R"(["\"[[[["])", 1, true},  // nor after an escaped quote
-      {R"(["\\", [[]]])", 2, false},  // an escaped backslash ends before the quote
-      {"]]]][[", 2, true},  // not JSON: the parser refuses it, the count stays sane
+      {R"(["\"[[[["])", 1, true},        // nor after an escaped quote
+      {R"(["\\", [[]]])", 2, false},     // an escaped backslash ends before the quote
+      {"]]]][[", 2, true},               // not JSON: the parser refuses it, the count stays sane
       {nested(64), 64, true},
       {nested(65), 64, false},
   };

@@ -999,12 +999,12 @@ TEST(ServeBytes, EachLimitAndErrorAnswers) {
 
 TEST(ServeBytes, TheHandlerSeesTheParsedRequest) {
   std::optional<Request> seen;
-  const std::string out = serve_bytes(
-      test_options(), request("PUT", "/v1/a%20b?x=1&y=%41+B", "{}", "X-Test: T\r\n"),
-      [&](Request&& req, Responder respond) {
-        seen = std::move(req);
-        respond(Response{204, "", {}, ""});
-      });
+  const std::string out =
+      serve_bytes(test_options(), request("PUT", "/v1/a%20b?x=1&y=%41+B", "{}", "X-Test: T\r\n"),
+                  [&](Request&& req, Responder respond) {
+                    seen = std::move(req);
+                    respond(Response{204, "", {}, ""});
+                  });
   ASSERT_TRUE(seen);
   EXPECT_EQ(seen->method, "PUT");
   EXPECT_EQ(seen->path, "/v1/a b");

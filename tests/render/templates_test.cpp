@@ -147,24 +147,24 @@ TEST(StoredTemplatesTest, NewPartialAndPartialCycles) {
 // the stack overflowed (fuzz/regressions/template).
 TEST(StoredTemplatesTest, PartialCyclesTheEngineSeesWhateverTheSpelling) {
   const std::string spellings[] = {
-      "{{=<% %>=}}<%> footer%>",             // after a delimiter change
-      "{{= | | =}}|> footer|",               // delimiters set with spaces around them
-      "{{ > footer }}",                      // whitespace before the kind
-      "{{=<% %>=}}<%={{ }}=%>{{>footer}}",   // changed and changed back
-      "{{{=<% %>=}}}<% >footer %>",          // a change inside triple braces
+      "{{=<% %>=}}<%> footer%>",            // after a delimiter change
+      "{{= | | =}}|> footer|",              // delimiters set with spaces around them
+      "{{ > footer }}",                     // whitespace before the kind
+      "{{=<% %>=}}<%={{ }}=%>{{>footer}}",  // changed and changed back
+      "{{{=<% %>=}}}<% >footer %>",         // a change inside triple braces
   };
   for (const auto& body : spellings) {
-    auto r = render_string("{{> footer}}", "email.text", nlohmann::json::object(),
-                           {{"footer", body}});
+    auto r =
+        render_string("{{> footer}}", "email.text", nlohmann::json::object(), {{"footer", body}});
     ASSERT_FALSE(r.ok()) << body;
-    EXPECT_TRUE(contains(r.error().message, "includes itself")) << body << ": "
-                                                                  << r.error().message;
+    EXPECT_TRUE(contains(r.error().message, "includes itself"))
+        << body << ": " << r.error().message;
   }
   // Partial tags the engine does not see are no cycle: a comment, an unescaped variable.
   for (const std::string body : {"{{! > footer}}", "{{{> footer}}}", "{{&> footer}}"}) {
-    EXPECT_TRUE(render_string("{{> footer}}", "email.text", nlohmann::json::object(),
-                              {{"footer", body}})
-                    .ok())
+    EXPECT_TRUE(
+        render_string("{{> footer}}", "email.text", nlohmann::json::object(), {{"footer", body}})
+            .ok())
         << body;
   }
 }

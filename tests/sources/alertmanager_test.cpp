@@ -110,8 +110,7 @@ TEST(Alertmanager, RejectionsNameTheAlert) {
        "alerts[0].labels.incident"},
       {[](json& p) { p["alerts"][0]["labels"]["incident"] = "INC\n42"; },
        "alerts[0].labels.incident"},
-      {[](json& p) { p["alerts"][0]["labels"]["client"] = "acme\x7f"; },
-       "alerts[0].labels.client"},
+      {[](json& p) { p["alerts"][0]["labels"]["client"] = "acme\x7f"; }, "alerts[0].labels.client"},
   };
   for (const auto& c : cases) {
     json p = payload();

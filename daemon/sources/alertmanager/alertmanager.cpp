@@ -30,9 +30,8 @@ std::string text(const json& obj, const char* key) {
 // The ids POST /v1/events accepts (daemon/ingest): 1 to 200 characters, no control character.
 bool valid_id(const std::string& id) {
   return !id.empty() && id.size() <= kMaxIncidentId &&
-         std::none_of(id.begin(), id.end(), [](char c) {
-           return static_cast<unsigned char>(c) < 0x20 || c == 0x7F;
-         });
+         std::none_of(id.begin(), id.end(),
+                      [](char c) { return static_cast<unsigned char>(c) < 0x20 || c == 0x7F; });
 }
 
 // Alertmanager's own severities are free-form; Herald's four are kept, the common
