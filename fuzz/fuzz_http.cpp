@@ -21,6 +21,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <system_error>
 
 #include "daemon/api/api.hpp"
 #include "daemon/core/crypto.hpp"
@@ -37,10 +38,22 @@ namespace {
 
 using namespace herald;
 
+std::string& database_dir() {
+  static std::string dir;
+  return dir;
+}
+
+// A new directory for the database, removed when the fuzzer exits normally (libFuzzer calls
+// exit() at the end of a run; after a crash it stays, with the crash's database in it).
 std::string temp_dir() {
   std::string base = std::filesystem::is_directory("/dev/shm") ? "/dev/shm" : "/tmp";
   std::string pattern = base + "/herald-fuzz-http-XXXXXX";
   FUZZ_CHECK(mkdtemp(pattern.data()) != nullptr);
+  database_dir() = pattern;
+  std::atexit([] {
+    std::error_code ignored;
+    std::filesystem::remove_all(database_dir(), ignored);
+  });
   return pattern;
 }
 
