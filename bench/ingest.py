@@ -4,17 +4,29 @@ concurrency, with latency percentiles and the group-commit batch size read from 
 
 Starts its own herald (the binary given) on a temporary database with one client, one
 contact and one rule, so every event also plans and stores one message. Nothing is delivered
-anywhere (the email goes to a closed port and just retries).
+anywhere (the rule's delay is an hour; the email would go to a closed port).
 
-    bench/ingest.py build/herald --events 2000 --concurrency 1
-    bench/ingest.py build/herald --events 5000 --concurrency 32
+Two load generators:
+  --client wrk     (default when /usr/bin/wrk exists) Debian's wrk, one keep-alive connection
+                   per unit of concurrency, for --duration seconds, a Lua script giving every
+                   request a unique event id; closed loop: each connection sends its next
+                   event as soon as the previous one is acknowledged.
+  --client python  N Python threads with http.client, --events in all (the client itself
+                   costs about as much CPU as herald: use it to check, not to measure).
+
+    bench/ingest.py build/herald --concurrency 1 --duration 10
+    bench/ingest.py build/herald --concurrency 32 --duration 10
+    bench/ingest.py build/herald --client python --events 4000 --concurrency 32
+
+Every request must be answered 202: the run fails on any other status, and the count of
+events herald reports accepted (herald_events_total) must equal the count acknowledged.
 """
 import argparse
 import hashlib
 import http.client
-import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -24,6 +36,37 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import benchlib  # noqa: E402
 from benchlib import TOKEN, call  # noqa: E402
+
+EVENT_JSON = ('{"event_id":"%s","client":"acme","incident":{"id":"%s","severity":"high"},'
+              '"phase":"containment"}')
+
+# wrk: each thread numbers its own requests; the thread number and a run prefix keep event ids
+# unique across threads and runs. done() prints one line the script parses.
+WRK_SCRIPT = r"""
+local threads = {}
+function setup(thread)
+  thread:set("tid", #threads)
+  table.insert(threads, thread)
+end
+function init(args)
+  prefix = args[1]
+  n = 0
+  headers = {["Authorization"] = "Bearer %TOKEN%", ["Content-Type"] = "application/json"}
+end
+function request()
+  n = n + 1
+  local id = string.format("%s-%d-%d", prefix, tid, n)
+  local body = string.format('%EVENT%', id, "INC-" .. id)
+  return wrk.format("POST", "/v1/events", headers, body)
+end
+function done(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    "WRK requests=%d duration_us=%d socket_errors=%d non2xx=%d p50_us=%d p90_us=%d p99_us=%d max_us=%d\n",
+    summary.requests, summary.duration, e.connect + e.read + e.write + e.timeout, e.status,
+    latency:percentile(50), latency:percentile(90), latency:percentile(99), latency.max))
+end
+"""
 
 
 def start(herald, workdir):
@@ -46,17 +89,130 @@ level = "info"
     return benchlib.start_herald(herald, workdir, config)
 
 
+def metrics(conn):
+    conn.request("GET", "/metrics")
+    text = conn.getresponse().read().decode()
+    out = {}
+    for name, pattern in (("commits", r"herald_store_commits_total"),
+                          ("writes", r"herald_store_committed_writes_total"),
+                          ("accepted", r'herald_events_total\{outcome="accepted"\}')):
+        m = re.search(rf"^{pattern} ([0-9.e+]+)$", text, re.M)
+        out[name] = float(m.group(1)) if m else 0.0
+    return out
+
+
+def cpu_seconds(pid, task=None):
+    """User + system CPU time of a process (or one of its threads) so far, from /proc."""
+    path = f"/proc/{pid}/task/{task}/stat" if task else f"/proc/{pid}/stat"
+    with open(path) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_by_thread(pid):
+    """CPU seconds so far by thread name (herald names its writer and HTTP threads)."""
+    out = {}
+    for task in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{task}/comm") as f:
+                name = f.read().strip()
+            out[name] = out.get(name, 0.0) + cpu_seconds(pid, task)
+        except FileNotFoundError:
+            pass  # the thread ended meanwhile
+    return out
+
+
+def run_python(port, events, concurrency):
+    """Returns (acknowledged, elapsed seconds, sorted latencies in seconds)."""
+    latencies = []
+    lock = threading.Lock()
+    per_worker = events // concurrency
+    failures = []
+
+    def worker(w):
+        c = http.client.HTTPConnection("127.0.0.1", port)
+        mine = []
+        for i in range(per_worker):
+            body = {"event_id": f"e-{w}-{i}", "client": "acme",
+                    "incident": {"id": f"INC-{w}-{i}", "severity": "high"},
+                    "phase": "containment"}
+            t0 = time.perf_counter()
+            status, _ = call(c, "POST", "/v1/events", body)
+            mine.append(time.perf_counter() - t0)
+            if status != 202:
+                failures.append(status)
+                return
+        with lock:
+            latencies.extend(mine)
+
+    t0 = time.perf_counter()
+    threads = [threading.Thread(target=worker, args=(w,)) for w in range(concurrency)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    elapsed = time.perf_counter() - t0
+    if failures:
+        raise SystemExit(f"unexpected status {failures[0]}")
+    latencies.sort()
+    n = len(latencies)
+    return n, elapsed, {"p50": latencies[n // 2], "p90": latencies[int(n * 0.90)],
+                        "p99": latencies[int(n * 0.99)], "max": latencies[-1]}
+
+
+def run_wrk(port, workdir, concurrency, duration, threads):
+    script = os.path.join(workdir, "events.lua")
+    with open(script, "w") as f:
+        f.write(WRK_SCRIPT.replace("%TOKEN%", TOKEN).replace("%EVENT%", EVENT_JSON))
+    prefix = f"w{os.getpid()}"
+    out = subprocess.run(
+        ["wrk", "-t", str(min(threads, concurrency)), "-c", str(concurrency), "-d", f"{duration:g}s",
+         "--timeout", "30s", "-s", script, f"http://127.0.0.1:{port}", "--", prefix],
+        capture_output=True, text=True)
+    if out.returncode != 0:
+        raise SystemExit(f"wrk failed: {out.stderr}{out.stdout}")
+    out = out.stdout
+    m = re.search(r"^WRK (.*)$", out, re.M)
+    if not m:
+        raise SystemExit(f"cannot read wrk's output:\n{out}")
+    r = {k: int(v) for k, v in (kv.split("=") for kv in m.group(1).split())}
+    if r["socket_errors"] or r["non2xx"]:
+        raise SystemExit(f"wrk saw {r['socket_errors']} socket errors and {r['non2xx']} "
+                         f"non-2xx answers:\n{out}")
+    return r["requests"], r["duration_us"] / 1e6, {
+        "p50": r["p50_us"] / 1e6, "p90": r["p90_us"] / 1e6, "p99": r["p99_us"] / 1e6,
+        "max": r["max_us"] / 1e6}
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("herald")
-    ap.add_argument("--events", type=int, default=2000)
+    ap.add_argument("--client", choices=("wrk", "python"),
+                    default="wrk" if shutil.which("wrk") else "python")
     ap.add_argument("--concurrency", type=int, default=1)
+    ap.add_argument("--duration", type=float, default=10, help="seconds (wrk)")
+    ap.add_argument("--wrk-threads", type=int, default=2, help="wrk's threads (wrk)")
+    ap.add_argument("--events", type=int, default=2000, help="events in all (python)")
+    ap.add_argument("--perf", metavar="FILE",
+                    help="record herald's profile during the load with `perf record -e cpu-clock "
+                         "-g` into FILE (read it with `perf report -i FILE`)")
+    ap.add_argument("--callgrind", metavar="FILE",
+                    help="run herald under `valgrind --tool=callgrind`, counting instructions "
+                         "during the load only, into FILE (read it with `callgrind_annotate`); "
+                         "herald is then about 50 times slower: use the python client")
     args = ap.parse_args()
 
     with tempfile.TemporaryDirectory() as workdir:
-        proc, port = start(args.herald, workdir)
+        herald = args.herald
+        if args.callgrind:
+            herald = os.path.join(workdir, "herald-callgrind")
+            with open(herald, "w") as f:
+                f.write(f"#!/bin/sh\nexec valgrind --tool=callgrind --instr-atstart=no "
+                        f"--callgrind-out-file={os.path.abspath(args.callgrind)} "
+                        f"{os.path.abspath(args.herald)} \"$@\"\n")
+            os.chmod(herald, 0o755)
+        proc, port = start(herald, workdir)
         try:
             conn = http.client.HTTPConnection("127.0.0.1", port)
             call(conn, "PUT", "/v1/clients/acme", {"name": "Acme"})
@@ -65,59 +221,55 @@ def main():
             call(conn, "PUT", "/v1/clients/acme/plan",
                  {"rules": [{"id": "r", "phases": ["containment"], "roles": ["legal"],
                              "channels": ["email"], "delay": "1h"}]})
-
-            latencies = []
-            lock = threading.Lock()
-            per_worker = args.events // args.concurrency
-
-            def worker(w):
-                c = http.client.HTTPConnection("127.0.0.1", port)
-                mine = []
-                for i in range(per_worker):
-                    body = {"event_id": f"e-{w}-{i}", "client": "acme",
-                            "incident": {"id": f"INC-{w}-{i}", "severity": "high"},
-                            "phase": "containment"}
-                    t0 = time.perf_counter()
-                    status, _ = call(c, "POST", "/v1/events", body)
-                    mine.append(time.perf_counter() - t0)
-                    if status != 202:
-                        raise SystemExit(f"unexpected status {status}")
-                with lock:
-                    latencies.extend(mine)
-
             before = metrics(conn)
-            t0 = time.perf_counter()
-            threads = [threading.Thread(target=worker, args=(w,)) for w in range(args.concurrency)]
-            for t in threads:
-                t.start()
-            for t in threads:
-                t.join()
-            elapsed = time.perf_counter() - t0
+            cpu_before = cpu_seconds(proc.pid)
+            threads_before = cpu_by_thread(proc.pid)
+            perf = None
+            if args.callgrind:
+                subprocess.run(["callgrind_control", "-i", "on", str(proc.pid)], check=True,
+                               capture_output=True)
+            if args.perf:
+                perf = subprocess.Popen(["perf", "record", "-q", "-e", "cpu-clock", "-g",
+                                         "-o", args.perf, "-p", str(proc.pid)])
+            if args.client == "wrk":
+                n, elapsed, lat = run_wrk(port, workdir, args.concurrency, args.duration,
+                                          args.wrk_threads)
+            else:
+                n, elapsed, lat = run_python(port, args.events, args.concurrency)
+            cpu = cpu_seconds(proc.pid) - cpu_before
+            threads_after = cpu_by_thread(proc.pid)
+            if perf:
+                perf.send_signal(2)  # SIGINT: perf writes its file and exits
+                perf.wait(timeout=60)
+            if args.callgrind:
+                subprocess.run(["callgrind_control", "-i", "off", str(proc.pid)], check=True,
+                               capture_output=True)
             after = metrics(conn)
         finally:
             proc.terminate()
             proc.wait(timeout=30)
 
-    latencies.sort()
-    n = len(latencies)
-    commits = after["herald_store_commits_total"] - before["herald_store_commits_total"]
-    writes = after["herald_store_committed_writes_total"] - before["herald_store_committed_writes_total"]
-    print(f"events: {n}  concurrency: {args.concurrency}  elapsed: {elapsed:.2f} s")
+    accepted = after["accepted"] - before["accepted"]
+    commits = after["commits"] - before["commits"]
+    writes = after["writes"] - before["writes"]
+    load = os.getloadavg()
+    print(f"client: {args.client}  events: {n}  concurrency: {args.concurrency}  "
+          f"elapsed: {elapsed:.2f} s")
     print(f"throughput: {n / elapsed:.0f} events/s acknowledged (synchronous=FULL)")
-    print(f"latency: p50 {latencies[n // 2] * 1000:.2f} ms  p99 {latencies[int(n * 0.99)] * 1000:.2f} ms"
-          f"  max {latencies[-1] * 1000:.2f} ms")
+    print(f"latency: p50 {lat['p50'] * 1000:.2f} ms  p90 {lat['p90'] * 1000:.2f} ms  "
+          f"p99 {lat['p99'] * 1000:.2f} ms  max {lat['max'] * 1000:.2f} ms")
     print(f"group commit: {writes:.0f} writes in {commits:.0f} commits "
           f"({writes / max(commits, 1):.1f} writes per fsync'd commit)")
-
-
-def metrics(conn):
-    conn.request("GET", "/metrics")
-    text = conn.getresponse().read().decode()
-    out = {}
-    for name in ("herald_store_commits_total", "herald_store_committed_writes_total"):
-        m = re.search(rf"^{name} ([0-9.e+]+)$", text, re.M)
-        out[name] = float(m.group(1)) if m else 0.0
-    return out
+    print(f"herald CPU: {cpu:.2f} s ({cpu / elapsed * 100:.0f}% of one core), "
+          f"{cpu / max(n, 1) * 1e6:.0f} us per event")
+    by_thread = sorted(((threads_after[k] - threads_before.get(k, 0.0), k) for k in threads_after),
+                       reverse=True)
+    print("herald CPU by thread: " + ", ".join(f"{name} {secs / elapsed * 100:.0f}%"
+                                              for secs, name in by_thread if secs > 0))
+    print(f"load average: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
+    # Requests still in flight when wrk stops may be accepted without being counted by wrk.
+    if accepted < n or accepted > n + args.concurrency:
+        raise SystemExit(f"herald accepted {accepted:.0f} events, the client counted {n}")
 
 
 if __name__ == "__main__":
