@@ -4,6 +4,7 @@
 
 #include <functional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "daemon/core/result.hpp"
@@ -20,7 +21,7 @@ inline Timestamp from_ms(int64_t v) {
 
 // Runs a cached statement after `bind` and collects rows with `row`.
 template <class T, class Bind, class Row>
-Result<std::vector<T>> select_rows(Database& db, const std::string& sql, Bind bind, Row row) {
+Result<std::vector<T>> select_rows(Database& db, std::string_view sql, Bind bind, Row row) {
   auto stmt = db.cached(sql);
   if (!stmt) {
     return stmt.error();
@@ -44,7 +45,7 @@ Result<std::vector<T>> select_rows(Database& db, const std::string& sql, Bind bi
 
 // Runs a statement that returns no rows; the number of rows it changed.
 template <class Bind>
-Result<int64_t> run_sql(Database& db, const std::string& sql, Bind bind) {
+Result<int64_t> run_sql(Database& db, std::string_view sql, Bind bind) {
   auto stmt = db.cached(sql);
   if (!stmt) {
     return stmt.error();

@@ -174,7 +174,7 @@ Status Database::exec(std::string_view sql) {
   return {};
 }
 
-Result<Statement*> Database::cached(const std::string& sql) {
+Result<Statement*> Database::cached(std::string_view sql) {
   auto it = cache_.find(sql);
   if (it != cache_.end()) {
     it->second->reset();
@@ -201,6 +201,14 @@ Result<std::unique_ptr<Statement>> Database::prepare(std::string_view sql) {
 
 int64_t Database::changes() const {
   return sqlite3_changes64(db_);
+}
+
+int64_t Database::total_changes() const {
+  return sqlite3_total_changes64(db_);
+}
+
+bool Database::in_transaction() const {
+  return sqlite3_get_autocommit(db_) == 0;
 }
 
 int Database::user_version() {

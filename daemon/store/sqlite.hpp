@@ -2,11 +2,12 @@
 #pragma once
 
 #include <cstdint>
-#include <map>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 
 #include "daemon/core/result.hpp"
 
@@ -67,10 +68,14 @@ class Database {
 
   Status exec(std::string_view sql);
   // A cached, persistent prepared statement for SQL that runs often; reset before return.
-  Result<Statement*> cached(const std::string& sql);
+  Result<Statement*> cached(std::string_view sql);
   Result<std::unique_ptr<Statement>> prepare(std::string_view sql);
 
   int64_t changes() const;
+  // Rows inserted, updated or deleted on this connection since it was opened.
+  int64_t total_changes() const;
+  // False when no transaction is open (SQLite rolls some back by itself after an I/O error).
+  bool in_transaction() const;
   int user_version();
   const std::string& path() const { return path_; }
   sqlite3* raw() { return db_; }
@@ -82,7 +87,13 @@ class Database {
   Database(sqlite3* db, std::string path) : db_(db), path_(std::move(path)) {}
   sqlite3* db_;
   std::string path_;
-  std::map<std::string, std::unique_ptr<Statement>, std::less<>> cache_;
+  // Looked up several times per event on the writer: hashed, and by string_view, so a caller's
+  // string literal is not copied into a std::string first.
+  struct SqlHash {
+    using is_transparent = void;
+    size_t operator()(std::string_view sql) const { return std::hash<std::string_view>{}(sql); }
+  };
+  std::unordered_map<std::string, std::unique_ptr<Statement>, SqlHash, std::equal_to<>> cache_;
 };
 
 // Maps an SQLite result code to our error: disk full, I/O errors, busy and locked become
