@@ -11,8 +11,21 @@
 namespace herald {
 
 std::string sha256_raw(std::string_view data) {
+  // OpenSSL 3's SHA256() looks the algorithm up in the provider tables on every call, which
+  // costs more than hashing a short input; fetched once here, with a context per thread.
+  static EVP_MD* const md = EVP_MD_fetch(nullptr, "SHA256", nullptr);
+  struct Ctx {
+    EVP_MD_CTX* ctx = EVP_MD_CTX_new();
+    ~Ctx() { EVP_MD_CTX_free(ctx); }
+  };
+  thread_local Ctx local;
   unsigned char digest[SHA256_DIGEST_LENGTH];
-  SHA256(reinterpret_cast<const unsigned char*>(data.data()), data.size(), digest);
+  unsigned int len = 0;
+  if (md == nullptr || local.ctx == nullptr || EVP_DigestInit_ex2(local.ctx, md, nullptr) != 1 ||
+      EVP_DigestUpdate(local.ctx, data.data(), data.size()) != 1 ||
+      EVP_DigestFinal_ex(local.ctx, digest, &len) != 1) {
+    SHA256(reinterpret_cast<const unsigned char*>(data.data()), data.size(), digest);
+  }
   return std::string(reinterpret_cast<const char*>(digest), sizeof digest);
 }
 
