@@ -10,6 +10,7 @@
 #include <exception>
 #include <limits>
 #include <mutex>
+#include <pthread.h>
 #include <thread>
 #include <unordered_map>
 
@@ -888,7 +889,10 @@ class Server::Impl {
     const int threads = std::max(1, options.threads);
     threads_.reserve(static_cast<size_t>(threads));
     for (int i = 0; i < threads; ++i) {
-      threads_.emplace_back([this] { ioc_.run(); });
+      threads_.emplace_back([this] {
+        pthread_setname_np(pthread_self(), "herald-http");  // for top -H, perf and benchmarks
+        ioc_.run();
+      });
     }
     spdlog::info("http: listening on {}:{}", options.host, port);
     return port;

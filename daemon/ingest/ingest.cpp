@@ -6,6 +6,7 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <set>
+#include <unordered_map>
 
 #include "daemon/obligation/obligation.hpp"
 #include "daemon/plan/plan_json.hpp"
@@ -68,6 +69,62 @@ bool printable_id(const std::string& id) {
   }
   return true;
 }
+
+// Parsing the stored plan costs more than planning an event with it: the parsed plan is kept
+// per client, and parsed again only when its text or the client's endpoints differ from what it
+// was parsed with. One cache per thread: events are applied on the store's writer thread.
+class PlanCache {
+ public:
+  const Plan& get(const std::string& client_id, const std::string& body,
+                  const std::vector<Endpoint>& endpoints) {
+    std::set<std::string> endpoint_ids;
+    for (const auto& e : endpoints) {
+      endpoint_ids.insert(e.id);
+    }
+    auto it = entries_.find(client_id);
+    if (it != entries_.end() && it->second.body == body &&
+        it->second.endpoint_ids == endpoint_ids) {
+      return it->second.plan;
+    }
+    if (entries_.size() >= kMaxEntries) {
+      entries_.clear();
+    }
+    Entry& entry = entries_[client_id];
+    entry.body = body;
+    entry.plan = parse(body, endpoint_ids);
+    entry.endpoint_ids = std::move(endpoint_ids);
+    return entry.plan;
+  }
+
+ private:
+  static constexpr size_t kMaxEntries = 1024;
+
+  static Plan parse(const std::string& text, const std::set<std::string>& endpoint_ids) {
+    // Endpoints deleted since the plan was saved are skipped, not fatal: the rest still go.
+    auto body = nlohmann::json::parse(text, nullptr, false);
+    if (body.is_object() && body.contains("rules")) {
+      for (auto& rule : body["rules"]) {
+        if (rule.contains("endpoints") && rule["endpoints"].is_array()) {
+          auto& list = rule["endpoints"];
+          for (auto it = list.begin(); it != list.end();) {
+            it = endpoint_ids.count(it->get<std::string>()) ? it + 1 : list.erase(it);
+          }
+        }
+      }
+    }
+    auto parsed = plan::parse_plan(body, endpoint_ids);
+    return parsed ? std::move(*parsed) : Plan{};
+  }
+
+  struct Entry {
+    std::string body;
+    std::set<std::string> endpoint_ids;
+    Plan plan;
+  };
+  std::unordered_map<std::string, Entry> entries_;
+};
+
+thread_local PlanCache plan_cache;
 
 }  // namespace
 
@@ -283,29 +340,10 @@ Result<IngestResult> apply_event(store::Repo& repo, const Event& input, Timestam
     if (!endpoints) {
       return endpoints.error();
     }
-    Plan plan;
-    if (stored_plan->has_value()) {
-      std::set<std::string> endpoint_ids;
-      for (const auto& e : *endpoints) {
-        endpoint_ids.insert(e.id);
-      }
-      // Endpoints deleted since the plan was saved are skipped, not fatal: the rest still go.
-      auto body = nlohmann::json::parse((*stored_plan)->body, nullptr, false);
-      if (body.is_object() && body.contains("rules")) {
-        for (auto& rule : body["rules"]) {
-          if (rule.contains("endpoints") && rule["endpoints"].is_array()) {
-            auto& list = rule["endpoints"];
-            for (auto it = list.begin(); it != list.end();) {
-              it = endpoint_ids.count(it->get<std::string>()) ? it + 1 : list.erase(it);
-            }
-          }
-        }
-      }
-      auto parsed = plan::parse_plan(body, endpoint_ids);
-      if (parsed) {
-        plan = std::move(*parsed);
-      }
-    }
+    static const Plan kNoPlan;
+    const Plan& plan = stored_plan->has_value()
+                           ? plan_cache.get(event.client_id, (*stored_plan)->body, *endpoints)
+                           : kNoPlan;
     auto intents = plan::plan_messages(plan, event.phase, event.severity, *contacts, *endpoints);
     for (const Rule* rule : plan::matching_rules(plan, event.phase, event.severity)) {
       if (!rule->escalate) {
@@ -393,6 +431,7 @@ Ingestor::Ingestor(store::Store& store, const Clock& clock, std::function<void()
 
 void Ingestor::ingest(Event event, Done done) {
   auto result = std::make_shared<std::optional<Result<IngestResult>>>();
+  // Rerunnable: the function only reads and writes the database and overwrites `result`.
   store_.write(
       [this, event = std::move(event), result](store::Repo& repo) -> Status {
         auto r = apply_event(repo, event, clock_.now());
@@ -413,7 +452,8 @@ void Ingestor::ingest(Event event, Done done) {
           on_committed_();
         }
         done(std::move(**result));
-      });
+      },
+      store::Store::Mode::rerunnable);
 }
 
 }  // namespace herald::ingest

@@ -28,7 +28,7 @@ std::vector<std::string> from_json_array(const std::string& text) {
 }
 
 template <class T, class Bind, class Row>
-Result<std::optional<T>> query_one(Database& db, const std::string& sql, Bind bind, Row row) {
+Result<std::optional<T>> query_one(Database& db, std::string_view sql, Bind bind, Row row) {
   auto rows = select_rows<T>(db, sql, bind, row);
   if (!rows) {
     return rows.error();
@@ -40,7 +40,7 @@ Result<std::optional<T>> query_one(Database& db, const std::string& sql, Bind bi
 }
 
 template <class Bind>
-Result<int64_t> execute(Database& db, const std::string& sql, Bind bind) {
+Result<int64_t> execute(Database& db, std::string_view sql, Bind bind) {
   auto stmt = db.cached(sql);
   if (!stmt) {
     return stmt.error();
@@ -272,9 +272,10 @@ Result<bool> Repo::delete_client(std::string_view id, Timestamp now) {
 // ---- contacts ------------------------------------------------------------------------------
 
 Result<std::vector<Contact>> Repo::contacts(std::string_view client_id) {
+  static const std::string kSql =
+      "SELECT " + kContactColumns + " FROM contacts WHERE client_id = ?1 ORDER BY id";
   return select_rows<Contact>(
-      db_, "SELECT " + kContactColumns + " FROM contacts WHERE client_id = ?1 ORDER BY id",
-      [&](Statement& s) { s.bind(1, client_id); }, contact_row);
+      db_, kSql, [&](Statement& s) { s.bind(1, client_id); }, contact_row);
 }
 
 Result<std::optional<Contact>> Repo::contact(std::string_view client_id, std::string_view id) {
@@ -411,17 +412,19 @@ Result<int64_t> Repo::put_plan(std::string_view client_id, std::string_view body
 
 Result<std::optional<StoredEvent>> Repo::event(std::string_view client_id,
                                                std::string_view event_id) {
+  static const std::string kSql =
+      "SELECT " + kEventColumns + " FROM events WHERE client_id = ?1 AND event_id = ?2";
   return query_one<StoredEvent>(
-      db_, "SELECT " + kEventColumns + " FROM events WHERE client_id = ?1 AND event_id = ?2",
-      [&](Statement& s) { s.bind(1, client_id).bind(2, event_id); }, event_row);
+      db_, kSql, [&](Statement& s) { s.bind(1, client_id).bind(2, event_id); }, event_row);
 }
 
 Status Repo::insert_event(const Event& e, std::optional<Phase> previous_phase, bool applied,
                           int messages) {
-  return as_status(execute(
-      db_,
+  static const std::string kSql =
       "INSERT INTO events (" + kEventColumns +
-          ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+      ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)";
+  return as_status(execute(
+      db_, kSql,
       [&](Statement& s) {
         s.bind(1, e.client_id).bind(2, e.event_id).bind(3, e.incident_id);
         s.bind(4, to_string(e.phase)).bind(5, to_string(e.severity)).bind(6, e.title);
@@ -450,18 +453,20 @@ Result<std::vector<StoredEvent>> Repo::incident_events(std::string_view client_i
 }
 
 Result<std::optional<Incident>> Repo::incident(std::string_view client_id, std::string_view id) {
+  static const std::string kSql =
+      "SELECT " + kIncidentColumns + " FROM incidents WHERE client_id = ?1 AND id = ?2";
   return query_one<Incident>(
-      db_, "SELECT " + kIncidentColumns + " FROM incidents WHERE client_id = ?1 AND id = ?2",
-      [&](Statement& s) { s.bind(1, client_id).bind(2, id); }, incident_row);
+      db_, kSql, [&](Statement& s) { s.bind(1, client_id).bind(2, id); }, incident_row);
 }
 
 Status Repo::put_incident(const Incident& i) {
-  return as_status(execute(
-      db_,
+  static const std::string kSql =
       "INSERT INTO incidents (" + kIncidentColumns +
-          ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) ON CONFLICT (client_id, id) DO "
-          "UPDATE SET title = ?3, severity = ?4, phase = ?5, previous_phase = ?6, drill = ?7, "
-          "phase_since = ?9, updated_at = ?10",
+      ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) ON CONFLICT (client_id, id) DO "
+      "UPDATE SET title = ?3, severity = ?4, phase = ?5, previous_phase = ?6, drill = ?7, "
+      "phase_since = ?9, updated_at = ?10";
+  return as_status(execute(
+      db_, kSql,
       [&](Statement& s) {
         s.bind(1, i.client_id).bind(2, i.id).bind(3, i.title).bind(4, to_string(i.severity));
         s.bind(5, to_string(i.phase));
@@ -505,6 +510,22 @@ Result<bool> Repo::insert_message(const Message& m) {
 }
 
 Result<std::vector<std::string>> Repo::cancel_superseded(const Event& event) {
+  // Most events find nothing to cancel (a new incident, or nothing pending), and an UPDATE ...
+  // RETURNING costs several times this look-up even when it changes no row.
+  auto pending = query_one<int64_t>(
+      db_,
+      "SELECT 1 FROM messages WHERE client_id = ?1 AND incident_id = ?2 AND event_id != ?3 "
+      "AND status IN ('scheduled', 'retrying') AND kind NOT IN ('reminder', 'overdue') LIMIT 1",
+      [&](Statement& s) {
+        s.bind(1, event.client_id).bind(2, event.incident_id).bind(3, event.event_id);
+      },
+      [](Statement& s) { return s.integer(0); });
+  if (!pending) {
+    return pending.error();
+  }
+  if (!pending->has_value()) {
+    return std::vector<std::string>{};
+  }
   return select_rows<std::string>(
       db_,
       "UPDATE messages SET status = 'cancelled', last_error = CASE WHEN phase != ?4 "
@@ -1124,8 +1145,10 @@ Status Repo::audit(std::string_view kind, std::string_view actor, std::string_vi
   r.subject = subject;
   r.data = data_json;
   r.hash = audit_hash(r);
+  static const std::string kSql =
+      "INSERT INTO audit (" + kAuditColumns + ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
   return as_status(execute(
-      db_, "INSERT INTO audit (" + kAuditColumns + ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+      db_, kSql,
       [&](Statement& s) {
         s.bind(1, r.seq).bind(2, to_ms(r.at)).bind(3, r.kind).bind(4, r.actor);
         s.bind(5, r.client_id).bind(6, r.subject).bind(7, r.data);
