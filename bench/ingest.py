@@ -95,6 +95,8 @@ def metrics(conn):
     out = {}
     for name, pattern in (("commits", r"herald_store_commits_total"),
                           ("writes", r"herald_store_committed_writes_total"),
+                          ("write_seconds", r"herald_store_write_seconds_total"),
+                          ("commit_seconds", r"herald_store_commit_seconds_total"),
                           ("accepted", r'herald_events_total\{outcome="accepted"\}')):
         m = re.search(rf"^{pattern} ([0-9.e+]+)$", text, re.M)
         out[name] = float(m.group(1)) if m else 0.0
@@ -120,6 +122,31 @@ def cpu_by_thread(pid):
         except FileNotFoundError:
             pass  # the thread ended meanwhile
     return out
+
+
+def fsync_probe(directory, count=500, size=4096):
+    """What one durable write costs on this disk: `count` rounds of overwriting one 4 KiB page
+    and fdatasync(2), in the directory the database lives in (SQLite's WAL commit is the same
+    pattern: write the pages, then one fdatasync). Returns (per second, p50, p99) in seconds."""
+    path = os.path.join(directory, "fsync-probe")
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.write(fd, b"\0" * size * 16)
+        os.fsync(fd)
+        page = b"x" * size
+        latencies = []
+        t0 = time.perf_counter()
+        for i in range(count):
+            os.pwrite(fd, page, (i % 16) * size)
+            t = time.perf_counter()
+            os.fdatasync(fd)
+            latencies.append(time.perf_counter() - t)
+        elapsed = time.perf_counter() - t0
+    finally:
+        os.close(fd)
+        os.unlink(path)
+    latencies.sort()
+    return count / elapsed, latencies[count // 2], latencies[int(count * 0.99)]
 
 
 def run_python(port, events, concurrency):
@@ -194,6 +221,8 @@ def main():
     ap.add_argument("--duration", type=float, default=10, help="seconds (wrk)")
     ap.add_argument("--wrk-threads", type=int, default=2, help="wrk's threads (wrk)")
     ap.add_argument("--events", type=int, default=2000, help="events in all (python)")
+    ap.add_argument("--fsync-probe", action="store_true",
+                    help="first measure a bare write+fdatasync loop in the database's directory")
     ap.add_argument("--perf", metavar="FILE",
                     help="record herald's profile during the load with `perf record -e cpu-clock "
                          "-g` into FILE (read it with `perf report -i FILE`)")
@@ -204,6 +233,10 @@ def main():
     args = ap.parse_args()
 
     with tempfile.TemporaryDirectory() as workdir:
+        if args.fsync_probe:
+            rate, p50, p99 = fsync_probe(workdir)
+            print(f"fsync probe: {rate:.0f} write+fdatasync/s, p50 {p50 * 1000:.2f} ms  "
+                  f"p99 {p99 * 1000:.2f} ms")
         herald = args.herald
         if args.callgrind:
             herald = os.path.join(workdir, "herald-callgrind")
@@ -260,6 +293,12 @@ def main():
           f"p99 {lat['p99'] * 1000:.2f} ms  max {lat['max'] * 1000:.2f} ms")
     print(f"group commit: {writes:.0f} writes in {commits:.0f} commits "
           f"({writes / max(commits, 1):.1f} writes per fsync'd commit)")
+    write_s = after["write_seconds"] - before["write_seconds"]
+    commit_s = after["commit_seconds"] - before["commit_seconds"]
+    print(f"writer: {write_s / elapsed * 100:.0f}% of the time running writes "
+          f"({write_s / max(writes, 1) * 1e6:.0f} us per write), "
+          f"{commit_s / elapsed * 100:.0f}% committing ({commit_s / max(commits, 1) * 1000:.2f} ms "
+          f"per commit)")
     print(f"herald CPU: {cpu:.2f} s ({cpu / elapsed * 100:.0f}% of one core), "
           f"{cpu / max(n, 1) * 1e6:.0f} us per event")
     by_thread = sorted(((threads_after[k] - threads_before.get(k, 0.0), k) for k in threads_after),

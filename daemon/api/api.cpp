@@ -254,6 +254,8 @@ std::string render_metrics(Services& s) {
   s.metrics.set("herald_store_commits_total", "", static_cast<double>(s.store.commits()));
   s.metrics.set("herald_store_committed_writes_total", "",
                 static_cast<double>(s.store.committed_writes()));
+  s.metrics.set("herald_store_write_seconds_total", "", s.store.write_seconds());
+  s.metrics.set("herald_store_commit_seconds_total", "", s.store.commit_seconds());
   return s.metrics.render();
 }
 
@@ -288,6 +290,11 @@ Api::Api(ApiOptions options, store::Store& store, ingest::Ingestor& ingestor, co
   m.describe("herald_store_commits_total", "counter", "Database commits (group commits).");
   m.describe("herald_store_committed_writes_total", "counter",
              "Writes committed; divided by commits, the group-commit batch size.");
+  m.describe("herald_store_write_seconds_total", "counter",
+             "Time the database writer spent running writes, before their commit.");
+  m.describe("herald_store_commit_seconds_total", "counter",
+             "Time the database writer spent committing (writing the WAL and waiting for its "
+             "fsync).");
 
   impl_->routes = {
       route("GET", "/healthz", Scope::none, healthz),

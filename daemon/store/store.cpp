@@ -204,6 +204,58 @@ struct Store::Impl {
 
   std::atomic<int64_t> commits{0};
   std::atomic<int64_t> committed_writes{0};
+  // Time the writer spent in its batches' writes and in their COMMITs (the fsync), in µs.
+  std::atomic<int64_t> write_micros{0};
+  std::atomic<int64_t> commit_micros{0};
+
+  // Checkpoints (copying the WAL's pages back into the database file, with an fsync of each)
+  // run on a thread of their own, so that a commit costs the writer its WAL write and one
+  // fsync, never a checkpoint's as well. Past kCheckpointPages in the WAL the checkpointer is
+  // woken; a passive checkpoint never blocks the writer, and once it has copied everything the
+  // writer's next transaction starts the WAL from its beginning again. Should it fall behind
+  // (the writer appends while it copies), past kWriterCheckpointPages the writer checkpoints
+  // itself, as SQLite's automatic checkpoint would at 1000 pages: the WAL stays bounded.
+  static constexpr int kCheckpointPages = 1000;
+  static constexpr int kWriterCheckpointPages = 4 * kCheckpointPages;
+
+  std::unique_ptr<Database> checkpointer;
+  std::thread checkpoint_thread;
+  std::mutex checkpoint_mutex;
+  std::condition_variable checkpoint_wake;
+  bool checkpoint_due = false;
+  bool checkpoint_stopping = false;
+
+  // SQLite's WAL hook: runs on the writer thread after each commit, with the WAL's size.
+  static int on_wal_commit(void* self, sqlite3* db, const char* name, int pages) {
+    auto* impl = static_cast<Impl*>(self);
+    if (pages >= kWriterCheckpointPages) {
+      (void)sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
+    } else if (pages >= kCheckpointPages) {
+      {
+        std::lock_guard lock(impl->checkpoint_mutex);
+        impl->checkpoint_due = true;
+      }
+      impl->checkpoint_wake.notify_one();
+    }
+    return SQLITE_OK;
+  }
+
+  void run_checkpoints() {
+    while (true) {
+      {
+        std::unique_lock lock(checkpoint_mutex);
+        checkpoint_wake.wait(lock, [&] { return checkpoint_stopping || checkpoint_due; });
+        if (checkpoint_stopping) {
+          return;
+        }
+        checkpoint_due = false;
+      }
+      // Busy (the writer is checkpointing itself) or an I/O error: the next commit past the
+      // threshold wakes us again.
+      (void)sqlite3_wal_checkpoint_v2(checkpointer->raw(), nullptr, SQLITE_CHECKPOINT_PASSIVE,
+                                      nullptr, nullptr);
+    }
+  }
 
   void run() {
     std::vector<Job> batch;
@@ -240,6 +292,8 @@ struct Store::Impl {
   // and the batch runs again the careful way, each write in its own savepoint, so one write's
   // failure leaves the others intact.
   void commit_batch(std::vector<Job>& batch) {
+    const auto started = std::chrono::steady_clock::now();
+    commit_spent = {};
     std::vector<Status> results(batch.size());
     bool rerunnable = std::all_of(batch.begin(), batch.end(),
                                   [](const Job& job) { return job.mode == Mode::rerunnable; });
@@ -250,6 +304,9 @@ struct Store::Impl {
     if (!outcome) {
       outcome = run_with_savepoints(batch, results);
     }
+    const auto spent = std::chrono::steady_clock::now() - started;
+    write_micros.fetch_add(micros(spent - commit_spent), std::memory_order_relaxed);
+    commit_micros.fetch_add(micros(commit_spent), std::memory_order_relaxed);
     if (!*outcome) {
       for (auto& job : batch) {
         job.done(outcome->error());
@@ -310,8 +367,14 @@ struct Store::Impl {
     return commit();
   }
 
+  static int64_t micros(std::chrono::steady_clock::duration d) {
+    return std::chrono::duration_cast<std::chrono::microseconds>(d).count();
+  }
+
   Status commit() {
+    const auto started = std::chrono::steady_clock::now();
     Status committed = control(kCommit);
+    commit_spent += std::chrono::steady_clock::now() - started;
     if (!committed) {
       (void)writer->exec("ROLLBACK");
       Error e = committed.error();
@@ -322,6 +385,8 @@ struct Store::Impl {
     }
     return {};
   }
+
+  std::chrono::steady_clock::duration commit_spent{};  // in this batch's COMMIT(s)
 
   static inline const std::string kBegin = "BEGIN IMMEDIATE";
   static inline const std::string kSavepoint = "SAVEPOINT job";
@@ -351,10 +416,20 @@ Result<std::unique_ptr<Store>> Store::open(const std::string& path) {
   if (auto s = impl->writer->exec("PRAGMA temp_store=MEMORY"); !s) {
     return s.error();
   }
+  auto checkpointer = Database::open(path);
+  if (!checkpointer) {
+    return checkpointer.error();
+  }
+  impl->checkpointer = std::move(*checkpointer);
+  sqlite3_wal_hook(impl->writer->raw(), &Impl::on_wal_commit, impl.get());
   std::unique_ptr<Store> store(new Store(std::move(impl)));
   store->impl_->thread = std::thread([s = store->impl_.get()] {
     pthread_setname_np(pthread_self(), "herald-writer");  // for top -H, perf and benchmarks
     s->run();
+  });
+  store->impl_->checkpoint_thread = std::thread([s = store->impl_.get()] {
+    pthread_setname_np(pthread_self(), "herald-ckpt");
+    s->run_checkpoints();
   });
   return store;
 }
@@ -371,6 +446,14 @@ void Store::stop() {
   impl_->wake.notify_all();
   if (impl_->thread.joinable()) {
     impl_->thread.join();
+  }
+  {
+    std::lock_guard lock(impl_->checkpoint_mutex);
+    impl_->checkpoint_stopping = true;
+  }
+  impl_->checkpoint_wake.notify_all();
+  if (impl_->checkpoint_thread.joinable()) {
+    impl_->checkpoint_thread.join();
   }
 }
 
@@ -420,6 +503,12 @@ int64_t Store::commits() const {
 }
 int64_t Store::committed_writes() const {
   return impl_->committed_writes.load();
+}
+double Store::write_seconds() const {
+  return static_cast<double>(impl_->write_micros.load()) / 1e6;
+}
+double Store::commit_seconds() const {
+  return static_cast<double>(impl_->commit_micros.load()) / 1e6;
 }
 
 }  // namespace herald::store

@@ -72,6 +72,10 @@ class Store {
   // Group-commit statistics, for metrics and benchmarks.
   int64_t commits() const;
   int64_t committed_writes() const;
+  // Where the writer's time goes: running the batches' writes, and in COMMIT (writing the WAL
+  // and waiting for its fsync; a checkpoint when one is due).
+  double write_seconds() const;
+  double commit_seconds() const;
 
   void stop();
 
