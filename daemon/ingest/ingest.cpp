@@ -12,6 +12,7 @@
 #include "daemon/plan/plan_json.hpp"
 #include "daemon/plan/planner.hpp"
 #include "daemon/schedule/scheduler.hpp"
+#include "daemon/store/json_writer.hpp"
 #include "daemon/store/store.hpp"
 
 namespace herald::ingest {
@@ -382,27 +383,47 @@ Result<IngestResult> apply_event(store::Repo& repo, const Event& input, Timestam
     if (auto started = obligation::on_event(repo, event, *contacts, now); !started) {
       return started.error();
     }
-    audit_data = nlohmann::json{{"event_id", event.event_id},
-                                {"incident", event.incident_id},
-                                {"phase", to_string(event.phase)},
-                                {"previous_phase", previous_phase
-                                                       ? nlohmann::json(to_string(*previous_phase))
-                                                       : nlohmann::json(nullptr)},
-                                {"severity", to_string(event.severity)},
-                                {"source", event.source},
-                                {"drill", event.drill},
-                                {"messages", result.messages},
-                                {"cancelled", cancelled_ids.size()},
-                                {"escalations_cancelled", *escalations_cancelled}}
-                     .dump();
+    // Keys in sorted order, as nlohmann::json writes them (store/json_writer.hpp).
+    store::JsonWriter data;
+    data.begin_object()
+        .key("cancelled")
+        .value(cancelled_ids.size())
+        .key("drill")
+        .value(event.drill)
+        .key("escalations_cancelled")
+        .value(*escalations_cancelled)
+        .key("event_id")
+        .value(event.event_id)
+        .key("incident")
+        .value(event.incident_id)
+        .key("messages")
+        .value(result.messages)
+        .key("phase")
+        .value(to_string(event.phase))
+        .key("previous_phase");
+    if (previous_phase) {
+      data.value(to_string(*previous_phase));
+    } else {
+      data.null();
+    }
+    data.key("severity").value(to_string(event.severity)).key("source").value(event.source);
+    audit_data = data.end_object().take();
   } else {
-    audit_data = nlohmann::json{{"event_id", event.event_id},
-                                {"incident", event.incident_id},
-                                {"phase", to_string(event.phase)},
-                                {"source", event.source},
-                                {"out_of_order", true},
-                                {"current_phase", to_string(incident.phase)}}
-                     .dump();
+    store::JsonWriter data;
+    data.begin_object()
+        .key("current_phase")
+        .value(to_string(incident.phase))
+        .key("event_id")
+        .value(event.event_id)
+        .key("incident")
+        .value(event.incident_id)
+        .key("out_of_order")
+        .value(true)
+        .key("phase")
+        .value(to_string(event.phase))
+        .key("source")
+        .value(event.source);
+    audit_data = data.end_object().take();
   }
 
   if (auto s = repo.insert_event(event, previous_phase, result.applied, result.messages); !s) {

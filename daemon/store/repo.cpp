@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 
 #include "daemon/core/crypto.hpp"
+#include "daemon/store/json_writer.hpp"
 #include "daemon/store/query.hpp"
 
 namespace herald::store {
@@ -1161,30 +1162,28 @@ Status Repo::audit_planned(std::string_view actor, std::string_view cause,
   if (messages.empty()) {
     return {};
   }
-  nlohmann::json list = nlohmann::json::array();
-  for (const auto& m : messages) {
-    nlohmann::json item{{"id", m.id},
-                        {"channel", m.channel},
-                        {"rule", m.rule_id},
-                        {"update", m.update_number},
-                        {"send_at", format_rfc3339(m.send_at)}};
-    if (!m.contact_id.empty()) {
-      item["contact"] = m.contact_id;
-    } else {
-      item["endpoint"] = m.endpoint_id;
-    }
-    if (!m.role.empty()) {
-      item["role"] = m.role;
-    }
-    list.push_back(std::move(item));
-  }
+  // {"cause", "event_id", "messages": [{"channel", "contact" or "endpoint", "id", "role"
+  // (when there is one), "rule", "send_at", "update"}], "phase"}: keys in nlohmann's order.
   const Message& first = messages.front();
-  nlohmann::json data{{"cause", std::string(cause)},
-                      {"event_id", first.event_id},
-                      {"phase", to_string(first.phase)},
-                      {"messages", std::move(list)}};
-  return audit("messages.planned", actor, first.client_id, first.incident_id,
-               data.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace), now);
+  JsonWriter data;
+  data.begin_object().key("cause").value(cause).key("event_id").value(first.event_id);
+  data.key("messages").begin_array();
+  for (const auto& m : messages) {
+    data.begin_object().key("channel").value(m.channel);
+    if (!m.contact_id.empty()) {
+      data.key("contact").value(m.contact_id);
+    } else {
+      data.key("endpoint").value(m.endpoint_id);
+    }
+    data.key("id").value(m.id);
+    if (!m.role.empty()) {
+      data.key("role").value(m.role);
+    }
+    data.key("rule").value(m.rule_id).key("send_at").value(format_rfc3339(m.send_at));
+    data.key("update").value(m.update_number).end_object();
+  }
+  data.end_array().key("phase").value(to_string(first.phase)).end_object();
+  return audit("messages.planned", actor, first.client_id, first.incident_id, data.take(), now);
 }
 
 Status Repo::audit_cancelled(std::string_view actor, std::string_view client_id,

@@ -36,32 +36,33 @@ Statement::~Statement() {
 }
 
 namespace {
-Status check_bind(sqlite3* db, int rc) {
+// Binding runs dozens of times per event: the error is built only when there is one.
+void check_bind(Status& into, sqlite3* db, int rc) {
   if (rc != SQLITE_OK) {
-    return sqlite_error(rc, "bind", sqlite3_errmsg(db));
+    into = sqlite_error(rc, "bind", sqlite3_errmsg(db));
   }
-  return {};
 }
 }  // namespace
 
 Statement& Statement::bind(int index, std::string_view text) {
   if (bind_error_) {
-    bind_error_ = check_bind(db_, sqlite3_bind_text64(stmt_, index, text.data(), text.size(),
-                                                      SQLITE_TRANSIENT, SQLITE_UTF8));
+    check_bind(bind_error_, db_,
+               sqlite3_bind_text64(stmt_, index, text.data(), text.size(), SQLITE_TRANSIENT,
+                                   SQLITE_UTF8));
   }
   return *this;
 }
 
 Statement& Statement::bind(int index, int64_t value) {
   if (bind_error_) {
-    bind_error_ = check_bind(db_, sqlite3_bind_int64(stmt_, index, value));
+    check_bind(bind_error_, db_, sqlite3_bind_int64(stmt_, index, value));
   }
   return *this;
 }
 
 Statement& Statement::bind_null(int index) {
   if (bind_error_) {
-    bind_error_ = check_bind(db_, sqlite3_bind_null(stmt_, index));
+    check_bind(bind_error_, db_, sqlite3_bind_null(stmt_, index));
   }
   return *this;
 }
@@ -127,7 +128,9 @@ std::optional<int64_t> Statement::optional_integer(int column) const {
 void Statement::reset() {
   sqlite3_reset(stmt_);
   sqlite3_clear_bindings(stmt_);
-  bind_error_ = Status{};
+  if (!bind_error_) {
+    bind_error_ = Status{};
+  }
 }
 
 Result<std::unique_ptr<Database>> Database::open(const std::string& path, bool read_only) {
