@@ -98,6 +98,7 @@ struct Route {
   std::vector<std::string> segments;  // "{name}" captures
   Scope scope;
   Handler handler;
+  std::string metric_label;  // route="/v1/...", escaped: labels herald_http_requests_total
 };
 
 std::vector<std::string> split_path(std::string_view path) {
@@ -119,7 +120,10 @@ std::vector<std::string> split_path(std::string_view path) {
 }
 
 Route route(std::string method, std::string_view pattern, Scope scope, Handler handler) {
-  return Route{std::move(method), split_path(pattern), scope, handler};
+  auto segments = split_path(pattern);
+  auto label =
+      fmt::format("route=\"/{}\"", Metrics::label(fmt::format("{}", fmt::join(segments, "/"))));
+  return Route{std::move(method), std::move(segments), scope, handler, std::move(label)};
 }
 
 bool match(const Route& r, const std::vector<std::string>& segments,
@@ -281,6 +285,7 @@ Api::Api(ApiOptions options, store::Store& store, ingest::Ingestor& ingestor, co
   m.describe("herald_http_requests_total", "counter", "HTTP requests by route and status.");
   m.describe("herald_http_auth_failures_total", "counter",
              "Requests refused for a missing or unknown token (401) or a missing scope (403).");
+  m.describe("herald_events_total", "counter", "Events received, by outcome.");
   m.describe("herald_messages", "gauge", "Messages by channel and status.");
   m.describe("herald_queue_depth", "gauge", "Messages due now and not yet sent.");
   m.describe("herald_queue_due", "gauge",
@@ -398,11 +403,10 @@ void Api::handle(http::Request&& request, http::Responder respond) {
     }
   }
   // The route pattern, not the raw path, labels metrics: ids would explode the series count.
+  static const std::string kUnmatched = "route=\"/unmatched\"";
   auto counted = [&s, respond,
-                  label = found ? fmt::format("{}", fmt::join(found->segments, "/"))
-                                : std::string("unmatched")](http::Response r) {
-    s.metrics.add("herald_http_requests_total",
-                  fmt::format("route=\"/{}\",code=\"{}\"", Metrics::label(label), r.status));
+                  &label = found ? found->metric_label : kUnmatched](http::Response r) {
+    s.metrics.add("herald_http_requests_total", fmt::format("{},code=\"{}\"", label, r.status));
     respond(std::move(r));
   };
   if (!found) {

@@ -8,6 +8,7 @@
 #include "daemon/ingest/ingest.hpp"
 #include "daemon/obligation/obligation.hpp"
 #include "daemon/sources/alertmanager/alertmanager.hpp"
+#include "daemon/store/json_writer.hpp"
 
 namespace herald::api {
 namespace {
@@ -115,7 +116,8 @@ void post_event(Services& s, const Call& c, const http::Responder& respond) {
   }
   event->source = "api";
   event->token_name = c.actor;
-  s.metrics.describe("herald_events_total", "counter", "Events received, by outcome.");
+  // Runs on the store's writer thread, after the commit: kept short, since the writer commits
+  // nothing else meanwhile.
   s.ingestor.ingest(std::move(*event), [&s, respond](Result<ingest::IngestResult> r) {
     if (!r) {
       s.metrics.add("herald_events_total",
@@ -125,14 +127,18 @@ void post_event(Services& s, const Call& c, const http::Responder& respond) {
     }
     s.metrics.add("herald_events_total",
                   r->duplicate ? "outcome=\"duplicate\"" : "outcome=\"accepted\"");
-    json body{{"event_id", r->event_id},
-              {"incident", r->incident_id},
-              {"messages", r->messages},
-              {"duplicate", r->duplicate}};
+    // What json_response would write, keys in nlohmann's order, without a JSON document.
+    store::JsonWriter body;
+    body.begin_object().key("duplicate").value(r->duplicate).key("event_id").value(r->event_id);
+    body.key("incident").value(r->incident_id).key("messages").value(r->messages);
     if (!r->applied) {
-      body["out_of_order"] = true;
+      body.key("out_of_order").value(true);
     }
-    respond(json_response(r->duplicate ? 200 : 202, body));
+    http::Response response;
+    response.status = r->duplicate ? 200 : 202;
+    response.body = body.end_object().take();
+    response.body += '\n';
+    respond(std::move(response));
   });
 }
 
@@ -147,7 +153,6 @@ void post_alertmanager(Services& s, const Call& c, const http::Responder& respon
     respond(error_response(events.error()));
     return;
   }
-  s.metrics.describe("herald_events_total", "counter", "Events received, by outcome.");
   if (events->empty()) {
     respond(json_response(200, json{{"events", json::array()}}));
     return;

@@ -3,6 +3,7 @@
 
 #include "daemon/http/server.hpp"
 
+#include <pthread.h>
 #include <algorithm>
 #include <array>
 #include <cctype>
@@ -10,7 +11,6 @@
 #include <exception>
 #include <limits>
 #include <mutex>
-#include <pthread.h>
 #include <thread>
 #include <unordered_map>
 

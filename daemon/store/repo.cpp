@@ -424,23 +424,18 @@ Status Repo::insert_event(const Event& e, std::optional<Phase> previous_phase, b
   static const std::string kSql =
       "INSERT INTO events (" + kEventColumns +
       ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)";
-  return as_status(execute(
-      db_, kSql,
-      [&](Statement& s) {
-        s.bind(1, e.client_id).bind(2, e.event_id).bind(3, e.incident_id);
-        s.bind(4, to_string(e.phase)).bind(5, to_string(e.severity)).bind(6, e.title);
-        s.bind(7, to_ms(e.occurred_at))
-            .bind(8, e.summary)
-            .bind(9, e.details_json)
-            .bind(10, e.drill);
-        s.bind(11, to_ms(e.received_at)).bind(12, e.source).bind(13, e.token_name);
-        s.bind(14, applied).bind(15, messages);
-        if (previous_phase) {
-          s.bind(16, to_string(*previous_phase));
-        } else {
-          s.bind_null(16);
-        }
-      }));
+  return as_status(execute(db_, kSql, [&](Statement& s) {
+    s.bind(1, e.client_id).bind(2, e.event_id).bind(3, e.incident_id);
+    s.bind(4, to_string(e.phase)).bind(5, to_string(e.severity)).bind(6, e.title);
+    s.bind(7, to_ms(e.occurred_at)).bind(8, e.summary).bind(9, e.details_json).bind(10, e.drill);
+    s.bind(11, to_ms(e.received_at)).bind(12, e.source).bind(13, e.token_name);
+    s.bind(14, applied).bind(15, messages);
+    if (previous_phase) {
+      s.bind(16, to_string(*previous_phase));
+    } else {
+      s.bind_null(16);
+    }
+  }));
 }
 
 Result<std::vector<StoredEvent>> Repo::incident_events(std::string_view client_id,
@@ -466,19 +461,17 @@ Status Repo::put_incident(const Incident& i) {
       ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) ON CONFLICT (client_id, id) DO "
       "UPDATE SET title = ?3, severity = ?4, phase = ?5, previous_phase = ?6, drill = ?7, "
       "phase_since = ?9, updated_at = ?10";
-  return as_status(execute(
-      db_, kSql,
-      [&](Statement& s) {
-        s.bind(1, i.client_id).bind(2, i.id).bind(3, i.title).bind(4, to_string(i.severity));
-        s.bind(5, to_string(i.phase));
-        if (i.previous_phase) {
-          s.bind(6, to_string(*i.previous_phase));
-        } else {
-          s.bind_null(6);
-        }
-        s.bind(7, i.drill).bind(8, to_ms(i.opened_at)).bind(9, to_ms(i.phase_since));
-        s.bind(10, to_ms(i.updated_at));
-      }));
+  return as_status(execute(db_, kSql, [&](Statement& s) {
+    s.bind(1, i.client_id).bind(2, i.id).bind(3, i.title).bind(4, to_string(i.severity));
+    s.bind(5, to_string(i.phase));
+    if (i.previous_phase) {
+      s.bind(6, to_string(*i.previous_phase));
+    } else {
+      s.bind_null(6);
+    }
+    s.bind(7, i.drill).bind(8, to_ms(i.opened_at)).bind(9, to_ms(i.phase_since));
+    s.bind(10, to_ms(i.updated_at));
+  }));
 }
 
 // ---- messages ------------------------------------------------------------------------------
@@ -1148,13 +1141,11 @@ Status Repo::audit(std::string_view kind, std::string_view actor, std::string_vi
   r.hash = audit_hash(r);
   static const std::string kSql =
       "INSERT INTO audit (" + kAuditColumns + ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
-  return as_status(execute(
-      db_, kSql,
-      [&](Statement& s) {
-        s.bind(1, r.seq).bind(2, to_ms(r.at)).bind(3, r.kind).bind(4, r.actor);
-        s.bind(5, r.client_id).bind(6, r.subject).bind(7, r.data);
-        s.bind(8, r.prev_hash).bind(9, r.hash);
-      }));
+  return as_status(execute(db_, kSql, [&](Statement& s) {
+    s.bind(1, r.seq).bind(2, to_ms(r.at)).bind(3, r.kind).bind(4, r.actor);
+    s.bind(5, r.client_id).bind(6, r.subject).bind(7, r.data);
+    s.bind(8, r.prev_hash).bind(9, r.hash);
+  }));
 }
 
 Status Repo::audit_planned(std::string_view actor, std::string_view cause,

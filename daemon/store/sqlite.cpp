@@ -46,9 +46,9 @@ void check_bind(Status& into, sqlite3* db, int rc) {
 
 Statement& Statement::bind(int index, std::string_view text) {
   if (bind_error_) {
-    check_bind(bind_error_, db_,
-               sqlite3_bind_text64(stmt_, index, text.data(), text.size(), SQLITE_TRANSIENT,
-                                   SQLITE_UTF8));
+    check_bind(
+        bind_error_, db_,
+        sqlite3_bind_text64(stmt_, index, text.data(), text.size(), SQLITE_TRANSIENT, SQLITE_UTF8));
   }
   return *this;
 }

@@ -1,7 +1,7 @@
 #include "daemon/store/store.hpp"
 
-#include <spdlog/spdlog.h>
 #include <pthread.h>
+#include <spdlog/spdlog.h>
 #include <sqlite3.h>
 
 #include <algorithm>
@@ -313,8 +313,8 @@ struct Store::Impl {
       }
       return;
     }
-    int64_t ok_count = std::count_if(results.begin(), results.end(),
-                                     [](const Status& s) { return s.ok(); });
+    int64_t ok_count =
+        std::count_if(results.begin(), results.end(), [](const Status& s) { return s.ok(); });
     commits.fetch_add(1, std::memory_order_relaxed);
     committed_writes.fetch_add(ok_count, std::memory_order_relaxed);
     for (size_t i = 0; i < batch.size(); ++i) {
@@ -345,8 +345,7 @@ struct Store::Impl {
     return commit();
   }
 
-  std::optional<Status> run_with_savepoints(std::vector<Job>& batch,
-                                            std::vector<Status>& results) {
+  std::optional<Status> run_with_savepoints(std::vector<Job>& batch, std::vector<Status>& results) {
     if (Status begun = control(kBegin); !begun) {
       return begun;
     }
