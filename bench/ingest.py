@@ -20,6 +20,12 @@ Two load generators:
 
 Every request must be answered 202: the run fails on any other status, and the count of
 events herald reports accepted (herald_events_total) must equal the count acknowledged.
+
+With --alertmanager the same wrk load goes to Debian's Prometheus Alertmanager 0.25 instead
+(POST /api/v2/alerts, each alert a label set of its own, held in memory): what acknowledging an
+event costs there, next to herald's durable 202.
+
+    bench/ingest.py build/herald --alertmanager --concurrency 1 --duration 10
 """
 import argparse
 import hashlib
@@ -27,6 +33,7 @@ import http.client
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -39,6 +46,9 @@ from benchlib import TOKEN, call  # noqa: E402
 
 EVENT_JSON = ('{"event_id":"%s","client":"acme","incident":{"id":"%s","severity":"high"},'
               '"phase":"containment"}')
+# The same event as an Alertmanager alert: a label set of its own, so each is a new alert.
+ALERT_JSON = ('[{"labels":{"alertname":"IncidentPhase","event_id":"%s","incident":"%s",'
+              '"client":"acme","severity":"critical","phase":"containment"}}]')
 
 # wrk: each thread numbers its own requests; the thread number and a run prefix keep event ids
 # unique across threads and runs. done() prints one line the script parses.
@@ -57,7 +67,7 @@ function request()
   n = n + 1
   local id = string.format("%s-%d-%d", prefix, tid, n)
   local body = string.format('%EVENT%', id, "INC-" .. id)
-  return wrk.format("POST", "/v1/events", headers, body)
+  return wrk.format("POST", "%PATH%", headers, body)
 end
 function done(summary, latency, requests)
   local e = summary.errors
@@ -87,6 +97,71 @@ from = "Herald <herald@msp.example>"
 level = "info"
 """)
     return benchlib.start_herald(herald, workdir, config)
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_alertmanager(workdir):
+    """Debian's Alertmanager 0.25 with each alert its own group, `group_wait: 0s` and one
+    webhook receiver (a closed port: its notifications fail and are retried in memory)."""
+    config = os.path.join(workdir, "alertmanager.yml")
+    with open(config, "w") as f:
+        f.write("""route:
+  receiver: hook
+  group_by: ['...']
+  group_wait: 0s
+  group_interval: 1m
+  repeat_interval: 1h
+receivers:
+  - name: hook
+    webhook_configs:
+      - url: http://127.0.0.1:9/
+""")
+    port = free_port()
+    log = open(os.path.join(workdir, "alertmanager.log"), "w")
+    proc = subprocess.Popen(
+        ["prometheus-alertmanager", f"--config.file={config}",
+         f"--storage.path={os.path.join(workdir, 'am')}",
+         f"--web.listen-address=127.0.0.1:{port}", "--cluster.listen-address="],
+        stdout=log, stderr=log)
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        try:
+            c = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
+            c.request("GET", "/-/ready")
+            if c.getresponse().status == 200:
+                return proc, port
+        except OSError:
+            time.sleep(0.05)
+    proc.kill()
+    sys.exit("alertmanager did not start")
+
+
+def run_alertmanager(args):
+    """The same load against Alertmanager's POST /api/v2/alerts (kept in memory)."""
+    with tempfile.TemporaryDirectory() as workdir:
+        proc, port = start_alertmanager(workdir)
+        try:
+            cpu_before = cpu_seconds(proc.pid)
+            n, elapsed, lat = run_wrk(port, workdir, args.concurrency, args.duration,
+                                      args.wrk_threads, "/api/v2/alerts", ALERT_JSON)
+            cpu = cpu_seconds(proc.pid) - cpu_before
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)
+    load = os.getloadavg()
+    print(f"alertmanager (POST /api/v2/alerts, in memory): events: {n}  "
+          f"concurrency: {args.concurrency}  elapsed: {elapsed:.2f} s")
+    print(f"throughput: {n / elapsed:.0f} alerts/s acknowledged")
+    print(f"latency: p50 {lat['p50'] * 1000:.2f} ms  p90 {lat['p90'] * 1000:.2f} ms  "
+          f"p99 {lat['p99'] * 1000:.2f} ms  max {lat['max'] * 1000:.2f} ms")
+    print(f"alertmanager CPU: {cpu:.2f} s ({cpu / elapsed * 100:.0f}% of one core), "
+          f"{cpu / max(n, 1) * 1e6:.0f} us per alert")
+    print(f"load average: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
 
 
 def metrics(conn):
@@ -187,10 +262,11 @@ def run_python(port, events, concurrency):
                         "p99": latencies[int(n * 0.99)], "max": latencies[-1]}
 
 
-def run_wrk(port, workdir, concurrency, duration, threads):
+def run_wrk(port, workdir, concurrency, duration, threads, path="/v1/events", event=EVENT_JSON):
     script = os.path.join(workdir, "events.lua")
     with open(script, "w") as f:
-        f.write(WRK_SCRIPT.replace("%TOKEN%", TOKEN).replace("%EVENT%", EVENT_JSON))
+        f.write(WRK_SCRIPT.replace("%TOKEN%", TOKEN).replace("%EVENT%", event)
+                .replace("%PATH%", path))
     prefix = f"w{os.getpid()}"
     out = subprocess.run(
         ["wrk", "-t", str(min(threads, concurrency)), "-c", str(concurrency), "-d", f"{duration:g}s",
@@ -230,7 +306,13 @@ def main():
                     help="run herald under `valgrind --tool=callgrind`, counting instructions "
                          "during the load only, into FILE (read it with `callgrind_annotate`); "
                          "herald is then about 50 times slower: use the python client")
+    ap.add_argument("--alertmanager", action="store_true",
+                    help="instead of herald, put the same load (wrk) on Prometheus Alertmanager's "
+                         "POST /api/v2/alerts, for comparison")
     args = ap.parse_args()
+    if args.alertmanager:
+        run_alertmanager(args)
+        return
 
     with tempfile.TemporaryDirectory() as workdir:
         if args.fsync_probe:
