@@ -4,6 +4,8 @@
 
 #include <fmt/format.h>
 
+#include "daemon/store/wal_vfs.hpp"
+
 namespace herald::store {
 
 Error sqlite_error(int code, std::string_view what, std::string_view detail) {
@@ -133,11 +135,13 @@ void Statement::reset() {
   }
 }
 
-Result<std::unique_ptr<Database>> Database::open(const std::string& path, bool read_only) {
+Result<std::unique_ptr<Database>> Database::open(const std::string& path, bool read_only,
+                                                 bool gather_wal_writes) {
   sqlite3* raw = nullptr;
   int flags = SQLITE_OPEN_NOMUTEX |
               (read_only ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
-  int rc = sqlite3_open_v2(path.c_str(), &raw, flags, nullptr);
+  const char* vfs = gather_wal_writes && !read_only ? coalescing_wal_vfs() : nullptr;
+  int rc = sqlite3_open_v2(path.c_str(), &raw, flags, vfs);
   if (rc != SQLITE_OK) {
     std::string detail = raw ? sqlite3_errmsg(raw) : "out of memory";
     sqlite3_close(raw);

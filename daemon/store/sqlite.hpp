@@ -60,8 +60,10 @@ class Statement {
 class Database {
  public:
   // Opens (creating if needed) with the per-connection settings every Herald connection uses:
-  // busy_timeout, foreign_keys, synchronous=FULL, WAL.
-  static Result<std::unique_ptr<Database>> open(const std::string& path, bool read_only = false);
+  // busy_timeout, foreign_keys, synchronous=FULL, WAL. `gather_wal_writes`: through the VFS of
+  // store/wal_vfs.hpp, for the one connection that writes (it relies on synchronous=FULL).
+  static Result<std::unique_ptr<Database>> open(const std::string& path, bool read_only = false,
+                                                bool gather_wal_writes = false);
   Database(const Database&) = delete;
   Database& operator=(const Database&) = delete;
   ~Database();

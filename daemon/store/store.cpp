@@ -399,7 +399,8 @@ Store::Store(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Result<std::unique_ptr<Store>> Store::open(const std::string& path) {
   auto impl = std::make_unique<Impl>();
   impl->path = path;
-  auto writer = Database::open(path);
+  // The writer's WAL writes go out as one write per commit (store/wal_vfs.hpp).
+  auto writer = Database::open(path, /*read_only=*/false, /*gather_wal_writes=*/true);
   if (!writer) {
     return writer.error();
   }

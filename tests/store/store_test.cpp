@@ -242,6 +242,51 @@ TEST_F(StoreTest, CheckpointsRunInTheBackground) {
   EXPECT_LT(std::filesystem::file_size(dir_ / "herald.db-wal"), 4000u * 4120u);
 }
 
+// The writer's WAL writes are gathered (store/wal_vfs.hpp). Whatever it commits must read back
+// the same through another connection and SQLite's own VFS: commits of many pages (past the
+// 128 KiB a single write of SQLite's may carry), and a transaction too large for the page cache,
+// whose pages SQLite spills to the WAL and reads back before it commits.
+TEST_F(StoreTest, GatheredWalWritesReadBackThroughOtherConnections) {
+  const std::string page(4000, 'p');
+  constexpr int kSmall = 600;
+  std::promise<void> all_done;
+  std::atomic<int> left{kSmall};
+  std::atomic<int> failed{0};
+  for (int i = 0; i < kSmall; ++i) {
+    store_->write([&page, i](Repo& r) { return r.set_meta("small-" + std::to_string(i), page); },
+                  [&](Status s) {
+                    failed += s ? 0 : 1;
+                    if (--left == 0) {
+                      all_done.set_value();
+                    }
+                  });
+  }
+  all_done.get_future().wait();
+  EXPECT_EQ(failed.load(), 0);
+  constexpr int kLarge = 6000;  // about 24 MB in one transaction
+  ASSERT_TRUE(write([&page](Repo& r) -> Status {
+    for (int i = 0; i < kLarge; ++i) {
+      if (auto s = r.set_meta("large-" + std::to_string(i), page); !s) {
+        return s;
+      }
+    }
+    return {};
+  }));
+  auto other = Database::open(store_->path(), /*read_only=*/true);
+  ASSERT_TRUE(other);
+  auto count = (*other)->prepare(
+      "SELECT count(*), sum(length(value)) FROM meta WHERE key LIKE 'small-%' OR key LIKE "
+      "'large-%'");
+  ASSERT_TRUE(count);
+  ASSERT_TRUE(*(*count)->step());
+  EXPECT_EQ((*count)->integer(0), kSmall + kLarge);
+  EXPECT_EQ((*count)->integer(1), int64_t{kSmall + kLarge} * 4000);
+  auto check = (*other)->prepare("PRAGMA integrity_check");
+  ASSERT_TRUE(check);
+  ASSERT_TRUE(*(*check)->step());
+  EXPECT_EQ((*check)->text(0), "ok");
+}
+
 TEST_F(StoreTest, ConcurrentWritesShareCommits) {
   constexpr int kThreads = 8, kPerThread = 50;
   std::vector<std::thread> threads;
