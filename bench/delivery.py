@@ -26,7 +26,6 @@ and reports the CPU the receiver used during the run, to show it is not the bott
 import argparse
 import asyncio
 import datetime
-import hashlib
 import http.client
 import json
 import os
@@ -42,7 +41,7 @@ import urllib.parse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import benchlib  # noqa: E402
-from benchlib import TOKEN, call  # noqa: E402
+from benchlib import call  # noqa: E402
 RESPONSE = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"
 
 
@@ -144,25 +143,7 @@ def receiver_ceiling(port, connections=4, per_connection=5000):
 # --- herald -----------------------------------------------------------------------------------
 
 def start_herald(herald, workdir, delivery):
-    config = os.path.join(workdir, "herald.toml")
-    lines = [f"""[server]
-listen = "127.0.0.1:0"
-[storage]
-database = "{workdir}/herald.db"
-[[tokens]]
-name = "bench"
-sha256 = "{hashlib.sha256(TOKEN.encode()).hexdigest()}"
-scopes = ["admin", "audit", "ingest"]
-[network]
-allow_private = ["127.0.0.0/8"]
-[log]
-level = "info"
-[delivery]"""]
-    for key, value in delivery.items():
-        lines.append(f"{key} = {json.dumps(value)}")
-    with open(config, "w") as f:
-        f.write("\n".join(lines) + "\n")
-    return benchlib.start_herald(herald, workdir, config)
+    return benchlib.start_herald(herald, workdir, benchlib.write_config(workdir, delivery))
 
 
 

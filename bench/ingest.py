@@ -28,7 +28,6 @@ event costs there, next to herald's durable 202.
     bench/ingest.py build/herald --alertmanager --concurrency 1 --duration 10
 """
 import argparse
-import hashlib
 import http.client
 import os
 import re
@@ -80,23 +79,7 @@ end
 
 
 def start(herald, workdir):
-    config = os.path.join(workdir, "herald.toml")
-    with open(config, "w") as f:
-        f.write(f"""[server]
-listen = "127.0.0.1:0"
-[storage]
-database = "{workdir}/herald.db"
-[[tokens]]
-name = "bench"
-sha256 = "{hashlib.sha256(TOKEN.encode()).hexdigest()}"
-scopes = ["admin", "audit", "ingest"]
-[smtp]
-url = "smtp://127.0.0.1:9"
-from = "Herald <herald@msp.example>"
-[log]
-level = "info"
-""")
-    return benchlib.start_herald(herald, workdir, config)
+    return benchlib.start_herald(herald, workdir, benchlib.write_config(workdir))
 
 
 def free_port():

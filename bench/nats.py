@@ -14,12 +14,9 @@ POST /v1/events every 50 ms and records the latency.
     bench/nats.py build/herald --events 20000 --batch 16
 """
 import argparse
-import hashlib
 import http.client
 import json
 import os
-import re
-import subprocess
 import sys
 import tempfile
 import threading
@@ -30,30 +27,17 @@ from natsclient import NatsClient, NatsServer  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import benchlib  # noqa: E402
-from benchlib import TOKEN, call  # noqa: E402
+from benchlib import call  # noqa: E402
 STREAM = "INCIDENTS"
 SUBJECT = "incidents.phase"
 
 
 def start_herald(herald, workdir, nats_url, batch=128):
-    config = os.path.join(workdir, "herald.toml")
-    with open(config, "w") as f:
-        f.write(f"""[server]
-listen = "127.0.0.1:0"
-[storage]
-database = "{workdir}/herald.db"
-[[tokens]]
-name = "bench"
-sha256 = "{hashlib.sha256(TOKEN.encode()).hexdigest()}"
-scopes = ["admin", "audit", "ingest"]
-[smtp]
-url = "smtp://127.0.0.1:9"
-from = "Herald <herald@msp.example>"
-""")
-        if nats_url:
-            f.write(f'[nats]\nurl = "{nats_url}"\nstream = "{STREAM}"\nsubject = "{SUBJECT}"\n'
-                    f'consumer = "herald"\nbatch = {batch}\n')
-    return benchlib.start_herald(herald, workdir, config)
+    extra = ""
+    if nats_url:
+        extra = (f'[nats]\nurl = "{nats_url}"\nstream = "{STREAM}"\nsubject = "{SUBJECT}"\n'
+                 f'consumer = "herald"\nbatch = {batch}\n')
+    return benchlib.start_herald(herald, workdir, benchlib.write_config(workdir, extra=extra))
 
 
 
