@@ -143,7 +143,12 @@ class PlanTest(HeraldTestCase):
                    "channels": ["email"]})
         at, _ = self.post("evt-q")
         self.wait_mails("dana@acme.example", 1, timeout=10 * SLOW)
-        items = {d["contact"]: d for d in self.h.deliveries(client="acme")}
+        # The mail arrives before herald records the outcome: wait for the record too.
+
+        def recorded():
+            items = {d["contact"]: d for d in self.h.deliveries(client="acme")}
+            return items if items["dana"]["status"] != "sending" else None
+        items = wait_for(recorded, 10 * SLOW, "dana's delivery to be recorded")
         self.assertEqual(items["dana"]["status"], "delivered", items["dana"])
         self.assertLess(parse_time(items["dana"]["send_at"]), at + seconds(1))
         # The same quiet hours under `respect` still defer.
