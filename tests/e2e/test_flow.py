@@ -339,7 +339,12 @@ class FlowTest(HeraldTestCase):
              "channels": ["email", "sms"]}]})  # quiet_hours: respect, by default
         self.post(event("evt-q", occurred_at=now.strftime("%Y-%m-%dT%H:%M:%SZ")))
         wait_for(lambda: len(self.mail.records()) >= 1, message="lee's email")
-        items = {(d["contact"], d["channel"]): d for d in h.deliveries(client="acme")}
+        # The mail arrives before herald records the outcome: wait for the record too.
+
+        def recorded():
+            items = {(d["contact"], d["channel"]): d for d in h.deliveries(client="acme")}
+            return items if items[("lee", "email")]["status"] != "sending" else None
+        items = wait_for(recorded, message="lee's delivery to be recorded")
         self.assertEqual(items[("lee", "email")]["status"], "delivered")
         for key in (("dana", "email"), ("dana", "sms")):
             self.assertEqual(items[key]["status"], "scheduled", items[key])

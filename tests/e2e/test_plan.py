@@ -168,7 +168,12 @@ class PlanTest(HeraldTestCase):
         self.post("evt-r")
         mails = self.wait_mails("lee@acme.example", 3, timeout=15 * SLOW)
 
-        items = sorted(self.h.deliveries(client="acme"), key=lambda d: d["update_number"])
+        # The mails arrive before herald records their outcomes: wait for three records too.
+        def three_recorded():
+            items = sorted(self.h.deliveries(client="acme"), key=lambda d: d["update_number"])
+            done = [d for d in items if d["status"] == "delivered"]
+            return items if len(done) >= 3 else None
+        items = wait_for(three_recorded, 10 * SLOW, "three deliveries recorded")
         delivered = [d for d in items if d["status"] == "delivered"]
         self.assertEqual([d["update_number"] for d in delivered][:3], [1, 2, 3])
         self.assertEqual(len({d["id"] for d in items}), len(items))
