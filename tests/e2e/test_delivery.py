@@ -191,11 +191,12 @@ class DeliveryTest(HeraldTestCase):
         self.assertLessEqual(with_breaker, 14)
 
     def count_attempts(self, breaker_threshold, name):
-        port = closed_port()
         delivery = dict(FAST, breaker_threshold=breaker_threshold, breaker_cool_down="2s",
                         retry_horizon="1h")
         mail = self.start_mail(name=f"mail-{name}")
         hooks = self.start_hooks(name=f"hooks-{name}")
+        # Only now: a port released before the receivers bind can be handed to one of them.
+        port = closed_port()
         config = write_config(self.workdir, mail.port, hooks.port, delivery=delivery,
                               database=self.path(f"{name}.db"), name=f"{name}.toml")
         h = self.start_herald(config, log_name=f"herald-{name}.log")
