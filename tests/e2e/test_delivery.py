@@ -95,9 +95,9 @@ class DeliveryTest(HeraldTestCase):
         receiver's attempt fails after about 2 s (one transport slot held meanwhile), a
         refused connection fails at once, and the healthy endpoint is delivered at once."""
         hung = self.hanging_port()
-        refused = closed_port()
         self.mail = self.start_mail()
         self.hooks = self.start_hooks()
+        refused = closed_port()  # after the receivers bind, so neither is handed this port
         config = write_config(self.workdir, self.mail.port, self.hooks.port,
                               delivery=dict(FAST, attempt_timeout="30s", breaker_threshold=100),
                               extra='[delivery.timeouts]\nwebhook = "2s"\n')
