@@ -488,6 +488,70 @@ std::vector<std::string> partial_refs(std::string_view source) {
   return out;
 }
 
+// The source with every partial tag replaced by the partial's own source (recursively), so that
+// rendering it parses nothing: kainjow parses a partial's source again at each use, which is
+// most of the cost of rendering an email. kainjow renders a partial into the same line buffer
+// and context as the tag it replaces, so the output is the same, provided that (checked here,
+// nullopt otherwise) no source changes the delimiters (a partial is parsed with the default
+// ones) and every partial tag stands outside any section (inside one, kainjow looks the
+// partial's name up through the section's data first). A partial not in PARTIALS renders
+// nothing, as in kainjow.
+std::optional<std::string> inline_partials(std::string_view s,
+                                           const std::map<std::string, std::string>& partials,
+                                           int nesting = 0) {
+  if (nesting > 16) {
+    return std::nullopt;  // deeper than any sane template: a cycle, leave it to kainjow
+  }
+  std::string out;
+  size_t pos = 0;
+  int depth = 0;
+  while (true) {
+    size_t open = s.find("{{", pos);
+    if (open == std::string_view::npos) {
+      out.append(s.substr(pos));
+      return out;
+    }
+    size_t inner = open + 2;
+    std::string_view close = "}}";
+    bool triple = inner < s.size() && s[inner] == '{';
+    if (triple) {
+      close = "}}}";
+      ++inner;
+    }
+    size_t end = s.find(close, inner);
+    if (end == std::string_view::npos) {
+      return std::nullopt;  // kainjow reports it; nothing to gain here
+    }
+    std::string contents = triple ? std::string() : trim_space(s.substr(inner, end - inner));
+    char kind = contents.empty() ? 'v' : contents[0];
+    if (kind == '=') {
+      return std::nullopt;
+    }
+    if (kind == '#' || kind == '^') {
+      ++depth;
+    } else if (kind == '/') {
+      --depth;
+    }
+    if (kind == '>') {
+      if (depth != 0) {
+        return std::nullopt;
+      }
+      out.append(s.substr(pos, open - pos));
+      auto it = partials.find(trim_space(std::string_view(contents).substr(1)));
+      if (it != partials.end()) {
+        auto body = inline_partials(it->second, partials, nesting + 1);
+        if (!body) {
+          return std::nullopt;
+        }
+        out += *body;
+      }
+    } else {
+      out.append(s.substr(pos, end + close.size() - pos));
+    }
+    pos = end + close.size();
+  }
+}
+
 // A partial that includes itself, directly or not, would recurse without end.
 std::optional<std::string> find_partial_cycle(const std::map<std::string, std::string>& partials) {
   std::map<std::string, int> state;  // 1 visiting, 2 done
@@ -577,6 +641,9 @@ std::string escape_html(std::string_view s) {
 struct Renderer::Shipped {
   std::map<std::string, std::unique_ptr<TemplatePool>, std::less<>> compiled;
   std::map<std::string, std::string, std::less<>> sources;
+  // The templates that use partials, compiled with the shipped partials inlined: used when
+  // every partial a render sees is the shipped one (no stored override, no locale variant).
+  std::map<std::string, std::unique_ptr<TemplatePool>, std::less<>> inlined;
 };
 
 namespace {
@@ -647,6 +714,16 @@ Result<Renderer> Renderer::load_shipped(OverrideLookup overrides) {
   if (auto cycle = find_partial_cycle(partials)) {
     return make_error(ErrorKind::internal, "invalid_template",
                       "shipped template partial." + *cycle + " includes itself");
+  }
+  for (const auto& [name, source] : shipped->sources) {
+    if (name.rfind("partial.", 0) == 0 || partial_refs(source).empty()) {
+      continue;
+    }
+    if (auto inlined = inline_partials(source, partials)) {
+      if (auto compiled = compile(*inlined); compiled.ok()) {
+        shipped->inlined.emplace(name, std::make_unique<TemplatePool>(std::move(compiled.value())));
+      }
+    }
   }
   return Renderer(std::move(shipped), std::move(overrides));
 }
@@ -734,6 +811,7 @@ Result<RenderedMessage> Renderer::render(const TemplateContext& ctx, std::string
   std::map<std::string, std::string> partials;
   std::vector<std::string> partial_names = shipped_partial_names();
   bool stored_partials = false;
+  bool shipped_partials = true;  // every partial is the shipped one: inlined templates apply
   if (overrides) {
     for (const auto& t : *overrides) {
       auto parsed = parse_template_name(t.name);
@@ -746,6 +824,8 @@ Result<RenderedMessage> Renderer::render(const TemplateContext& ctx, std::string
     if (auto found = resolve({"partial." + name})) {
       partials[name] = found->second.body;
       stored_partials = stored_partials || !found->second.pool;
+      shipped_partials =
+          shipped_partials && found->second.pool && found->first == "partial." + name;
     }
   }
   if (auto added = add_partials(data, partials, !stored_partials); !added) {
@@ -769,7 +849,11 @@ Result<RenderedMessage> Renderer::render(const TemplateContext& ctx, std::string
     const auto& [name, source] = *found;
     Result<std::string> rendered = std::string();
     if (source.pool) {
-      rendered = source.pool->render(data, escape);  // partials live in the data
+      const TemplatePool* pool = source.pool;
+      if (auto it = shipped_->inlined.find(name); shipped_partials && it != shipped_->inlined.end()) {
+        pool = it->second.get();
+      }
+      rendered = pool->render(data, escape);  // partials live in the data
     } else {
       if (auto nesting = check_nesting(source.body); !nesting) {
         return template_error("template " + name + " of client " + ctx.client_id + ": " +

@@ -243,6 +243,55 @@ TEST(RendererTest, LookupOrder) {
   EXPECT_TRUE(contains(broken.error().message, "line 2")) << broken.error().message;
 }
 
+// Shipped templates render with their partials inlined (kainjow would parse each partial
+// again at every use); the output must be exactly what kainjow renders with the partials as
+// partials. Stored copies of the shipped partials force that path: a stored partial disables
+// inlining.
+TEST(RendererTest, InlinedPartialsRenderAsPartialsDo) {
+  Renderer renderer = shipped();
+  TemplateSet copies;
+  for (const auto& name : renderer.shipped_names()) {
+    if (name.rfind("partial.", 0) == 0) {
+      copies.push_back(StoredTemplate{"", name, *renderer.shipped_source(name), 1});
+    }
+  }
+  ASSERT_FALSE(copies.empty());
+  int compared = 0;
+  for (Phase phase : {Phase::preparation, Phase::identification, Phase::containment,
+                      Phase::eradication, Phase::recovery, Phase::lessons_learned, Phase::closed}) {
+    for (bool drill : {false, true}) {
+      for (bool ack : {false, true}) {
+        TemplateContext ctx = sample();
+        ctx.phase = phase;
+        ctx.drill = drill;
+        if (!ack) {
+          ctx.ack_url.clear();
+          ctx.contact_name.clear();
+        }
+        for (const char* channel : {"email", "sms", "chat"}) {
+          auto inlined = renderer.render(ctx, channel);
+          auto partials = renderer.render(ctx, channel, "", &copies);
+          ASSERT_TRUE(inlined.ok()) << inlined.error().message;
+          ASSERT_TRUE(partials.ok()) << partials.error().message;
+          std::string where = std::string(to_string(phase)) + " " + channel;
+          EXPECT_EQ(inlined->subject, partials->subject) << where;
+          EXPECT_EQ(inlined->text, partials->text) << where;
+          EXPECT_EQ(inlined->html, partials->html) << where;
+          EXPECT_EQ(inlined->templates, partials->templates) << where;
+          ++compared;
+        }
+      }
+    }
+  }
+  EXPECT_EQ(compared, 7 * 2 * 2 * 3);
+  // A stored partial still wins over the inlined shipped one.
+  TemplateSet footer{{"acme", "partial.footer", "FOOTER OF ACME", 1}};
+  auto email = renderer.render(sample(), "email", "", &footer);
+  ASSERT_TRUE(email.ok()) << email.error().message;
+  EXPECT_TRUE(contains(email->text, "FOOTER OF ACME"));
+  EXPECT_TRUE(contains(email->html, "FOOTER OF ACME"));
+}
+
 TEST(RenderStringTest, MissingKeysRenderEmpty) {
   auto out = render_string("[{{nope}}][{{a.b.c}}][{{#nope}}x{{/nope}}]", "sms.text",
                            nlohmann::json::object());
