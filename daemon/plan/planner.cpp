@@ -1,6 +1,8 @@
 #include "daemon/plan/planner.hpp"
 
 #include <algorithm>
+#include <string_view>
+#include <unordered_map>
 
 #include "daemon/core/crypto.hpp"
 
@@ -74,6 +76,10 @@ std::vector<Intent> plan_messages(const Plan& plan, Phase phase, Severity severi
                                   const std::vector<Contact>& contacts,
                                   const std::vector<Endpoint>& endpoints) {
   std::vector<Intent> out;
+  std::unordered_map<std::string_view, const Endpoint*> endpoint_by_id;
+  for (const Endpoint& e : endpoints) {
+    endpoint_by_id.emplace(e.id, &e);
+  }
   for (const Rule* matched : matching_rules(plan, phase, severity)) {
     const Rule& rule = *matched;
     for (const Contact& contact : contacts) {
@@ -95,11 +101,11 @@ std::vector<Intent> plan_messages(const Plan& plan, Phase phase, Severity severi
       }
     }
     for (const auto& endpoint_id : rule.endpoints) {
-      auto endpoint = std::find_if(endpoints.begin(), endpoints.end(),
-                                   [&](const Endpoint& e) { return e.id == endpoint_id; });
-      if (endpoint == endpoints.end() || !endpoint->enabled) {
+      auto found = endpoint_by_id.find(endpoint_id);
+      if (found == endpoint_by_id.end() || !found->second->enabled) {
         continue;
       }
+      const Endpoint* endpoint = found->second;
       Intent intent;
       intent.rule_id = rule.id;
       intent.endpoint_id = endpoint->id;
