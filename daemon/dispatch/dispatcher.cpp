@@ -195,6 +195,9 @@ struct Dispatcher::Impl {
   std::vector<Unrecorded> unrecorded;
   std::vector<std::pair<Message, Hold>> undeferred;
   Timestamp rewrite_at{};
+  // Claimed this pass but not sent: written with the next pass's commit.
+  std::vector<Completion> unsent;                  // their outcome (prepare failed)
+  std::vector<std::pair<Message, Hold>> held;      // to be put back (a limit held them)
 
   void notify() {
     {
@@ -204,65 +207,108 @@ struct Dispatcher::Impl {
     cv.notify_all();
   }
 
-  // Builds the request for one claimed message, or the outcome that ends it without sending.
-  Result<std::pair<channels::Request, InFlight>> prepare(const Message& m) {
-    struct Loaded {
-      store::StoredEvent event;
-      Incident incident;
-      Client client;
-      std::optional<Contact> contact;
-      std::optional<Endpoint> endpoint;
-      render::TemplateSet templates;             // the client's and everyone's stored templates
-      std::optional<obligation::Notice> notice;  // deadline reminders only
-    };
-    auto loaded = store.read<Loaded>([&m](store::Repo& r) -> Result<Loaded> {
-      Loaded l;
-      auto event = r.event(m.client_id, m.event_id);
-      auto incident = r.incident(m.client_id, m.incident_id);
-      auto client = r.client(m.client_id);
-      if (!event || !incident || !client) {
-        return make_error(ErrorKind::unavailable, "storage_unavailable",
-                          "cannot read the message's event, incident or client");
+  // What the messages of one event share, read once per pass: a fan-out to thousands of
+  // recipients reads its event, incident, client and templates once, not once per message.
+  struct Shared {
+    store::StoredEvent event;
+    Incident incident;
+    Client client;
+    render::TemplateSet templates;  // the client's and everyone's stored templates
+  };
+  struct Loaded {
+    std::shared_ptr<const Shared> shared;
+    std::optional<Contact> contact;
+    std::optional<Endpoint> endpoint;
+    std::optional<obligation::Notice> notice;  // deadline reminders only
+  };
+  using SharedCache = std::map<std::string, Result<std::shared_ptr<const Shared>>>;
+
+  static Result<std::shared_ptr<const Shared>> load_shared(store::Repo& r, const Message& m) {
+    auto event = r.event(m.client_id, m.event_id);
+    auto incident = r.incident(m.client_id, m.incident_id);
+    auto client = r.client(m.client_id);
+    if (!event || !incident || !client) {
+      return make_error(ErrorKind::unavailable, "storage_unavailable",
+                        "cannot read the message's event, incident or client");
+    }
+    if (!event->has_value() || !incident->has_value()) {
+      return make_error(ErrorKind::internal, "missing_event",
+                        "the message's event or incident is missing");
+    }
+    if (!client->has_value()) {
+      return make_error(ErrorKind::not_found, "client_deleted", "the client was deleted");
+    }
+    auto s = std::make_shared<Shared>();
+    s->event = std::move(**event);
+    s->incident = std::move(**incident);
+    s->client = std::move(**client);
+    auto templates = r.current_templates(m.client_id);
+    if (!templates) {
+      return templates.error();
+    }
+    for (auto& t : *templates) {
+      s->templates.push_back(
+          render::StoredTemplate{t.client_id, t.name, t.body.value_or(""), t.version});
+    }
+    return std::shared_ptr<const Shared>(std::move(s));
+  }
+
+  static Result<Loaded> load_one(store::Repo& r, const Message& m, SharedCache& cache) {
+    std::string key = m.client_id + '\n' + m.event_id + '\n' + m.incident_id;
+    auto it = cache.find(key);
+    if (it == cache.end()) {
+      it = cache.emplace(std::move(key), load_shared(r, m)).first;
+    }
+    if (!it->second) {
+      return it->second.error();
+    }
+    Loaded l;
+    l.shared = *it->second;
+    if (!m.contact_id.empty()) {
+      auto c = r.contact(m.client_id, m.contact_id);
+      if (!c) {
+        return c.error();
       }
-      if (!event->has_value() || !incident->has_value()) {
-        return make_error(ErrorKind::internal, "missing_event",
-                          "the message's event or incident is missing");
+      l.contact = std::move(*c);
+    }
+    if (!m.endpoint_id.empty()) {
+      auto e = r.endpoint(m.client_id, m.endpoint_id);
+      if (!e) {
+        return e.error();
       }
-      if (!client->has_value()) {
-        return make_error(ErrorKind::not_found, "client_deleted", "the client was deleted");
+      l.endpoint = std::move(*e);
+    }
+    auto notice = obligation::notice_for(r, m);
+    if (!notice) {
+      return notice.error();
+    }
+    l.notice = std::move(*notice);
+    return l;
+  }
+
+  // Reads what the claimed messages need, all in one snapshot.
+  std::vector<Result<Loaded>> load(const std::vector<Message>& batch) {
+    std::vector<Result<Loaded>> out;
+    out.reserve(batch.size());
+    auto read = store.read<bool>([&](store::Repo& r) -> Result<bool> {
+      SharedCache cache;
+      for (const Message& m : batch) {
+        out.push_back(load_one(r, m, cache));
       }
-      l.event = **event;
-      l.incident = **incident;
-      l.client = **client;
-      auto templates = r.current_templates(m.client_id);
-      if (!templates) {
-        return templates.error();
-      }
-      for (auto& t : *templates) {
-        l.templates.push_back(
-            render::StoredTemplate{t.client_id, t.name, t.body.value_or(""), t.version});
-      }
-      if (!m.contact_id.empty()) {
-        auto c = r.contact(m.client_id, m.contact_id);
-        if (!c) {
-          return c.error();
-        }
-        l.contact = *c;
-      }
-      if (!m.endpoint_id.empty()) {
-        auto e = r.endpoint(m.client_id, m.endpoint_id);
-        if (!e) {
-          return e.error();
-        }
-        l.endpoint = *e;
-      }
-      auto notice = obligation::notice_for(r, m);
-      if (!notice) {
-        return notice.error();
-      }
-      l.notice = *notice;
-      return l;
+      return true;
     });
+    if (!read) {
+      out.clear();
+      for (size_t i = 0; i < batch.size(); ++i) {
+        out.push_back(read.error());
+      }
+    }
+    return out;
+  }
+
+  // Builds the request for one claimed message, or the outcome that ends it without sending.
+  Result<std::pair<channels::Request, InFlight>> prepare(const Message& m,
+                                                         Result<Loaded> loaded) {
     if (!loaded) {
       return loaded.error();
     }
@@ -275,6 +321,7 @@ struct Dispatcher::Impl {
           ErrorKind::not_found, "endpoint_unavailable",
           fmt::format("endpoint \"{}\" no longer exists or is disabled", m.endpoint_id));
     }
+    const Shared& shared = *loaded->shared;
     std::string endpoint_type =
         loaded->endpoint ? std::string(to_string(loaded->endpoint->type)) : std::string();
     const channels::Channel* channel = channels.find(m.channel, endpoint_type);
@@ -286,22 +333,22 @@ struct Dispatcher::Impl {
                                     m.channel, m.channel == "email" ? "smtp" : m.channel));
     }
 
-    const Event& e = loaded->event.event;
+    const Event& e = shared.event.event;
     render::TemplateContext ctx;
-    ctx.client_id = loaded->client.id;
-    ctx.client_name = loaded->client.name;
-    ctx.incident_id = loaded->incident.id;
-    ctx.incident_title = loaded->incident.title;
+    ctx.client_id = shared.client.id;
+    ctx.client_name = shared.client.name;
+    ctx.incident_id = shared.incident.id;
+    ctx.incident_title = shared.incident.title;
     ctx.severity = e.severity;
     ctx.phase = m.phase;
-    ctx.previous_phase = loaded->event.previous_phase;
+    ctx.previous_phase = shared.event.previous_phase;
     ctx.event_id = e.event_id;
     ctx.summary = e.summary;
     ctx.occurred_at = e.occurred_at;
     ctx.details_json = e.details_json;
     ctx.update_number = m.update_number;
-    ctx.drill = e.drill || loaded->incident.drill;
-    ctx.locale = loaded->client.locale;
+    ctx.drill = e.drill || shared.incident.drill;
+    ctx.locale = shared.client.locale;
     if (const auto& n = loaded->notice) {
       ctx.obligation = render::TemplateContext::Obligation{n->id,     n->description, n->kind,
                                                            n->starts, n->started_at,  n->due_at,
@@ -314,7 +361,7 @@ struct Dispatcher::Impl {
         ctx.ack_url = ack_url(options.public_url, options.ack_key, m.id);
       }
     }
-    auto rendered = renderer.render(ctx, m.channel, endpoint_type, &loaded->templates);
+    auto rendered = renderer.render(ctx, m.channel, endpoint_type, &shared.templates);
     if (!rendered) {
       return rendered.error();
     }
@@ -323,10 +370,10 @@ struct Dispatcher::Impl {
     out.message_id = m.id;
     out.channel = m.channel;
     out.endpoint_type = endpoint_type;
-    out.subject = rendered->subject;
-    out.text = rendered->text;
-    out.html = rendered->html;
-    out.payload_json = rendered->payload_json;
+    out.subject = std::move(rendered->subject);
+    out.text = std::move(rendered->text);
+    out.html = std::move(rendered->html);
+    out.payload_json = std::move(rendered->payload_json);
     out.thread_key = thread_key(m);
     out.now = clock.now();
     if (loaded->contact) {
@@ -477,24 +524,25 @@ struct Dispatcher::Impl {
   }
 
   // Puts held-back messages back as they were, attempt not counted, due when they may go.
-  void defer(const std::vector<std::pair<Message, Hold>>& held) {
-    if (held.empty()) {
-      return;
-    }
-    Status st = store.write_sync([&](store::Repo& r) -> Status {
+  static store::Store::WriteFn defer_job(const std::vector<std::pair<Message, Hold>>& held) {
+    return [&held](store::Repo& r) -> Status {
       for (const auto& [m, hold] : held) {
         if (auto s = r.defer_claimed(m.id, hold.until); !s) {
           return s;
         }
       }
       return {};
-    });
+    };
+  }
+
+  void after_defer(const Status& st, std::vector<std::pair<Message, Hold>>& held) {
     if (!st) {
       // They stay `sending` (and are sent after a restart: late, never lost) until the put-back
       // is written again and commits.
       spdlog::error("cannot put back {} held message(s), trying again: {}", held.size(),
                     st.error().message);
-      undeferred.insert(undeferred.end(), held.begin(), held.end());
+      undeferred.insert(undeferred.end(), std::make_move_iterator(held.begin()),
+                        std::make_move_iterator(held.end()));
       rewrite_at = clock.now() + kRewriteDelay;
       return;
     }
@@ -537,16 +585,15 @@ struct Dispatcher::Impl {
                    data.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace), now);
   }
 
-  // Records a batch of outcomes in one commit.
-  void record(std::vector<Completion>& done) {
-    if (done.empty()) {
-      return;
-    }
+  // Settles finished attempts (their slots, their breakers) and decides what happens to each
+  // message: the rows one commit will write.
+  Unrecorded outcomes_of(std::vector<Completion> done) {
     auto now = clock.now();
     for (const auto& c : done) {
       settle(c.flight, c.outcome, now);
     }
     std::vector<std::pair<Attempt, Decision>> rows;
+    rows.reserve(done.size());
     for (auto& c : done) {
       Attempt a;
       a.message_id = c.flight.message.id;
@@ -567,17 +614,15 @@ struct Dispatcher::Impl {
       metrics.observe("herald_attempt_duration_seconds", fmt::format("channel=\"{}\"", channel),
                       static_cast<double>(c.duration.count()) / 1000.0);
     }
-    commit_outcomes(Unrecorded{std::move(done), std::move(rows)});
-    done.clear();
+    return Unrecorded{std::move(done), std::move(rows)};
   }
 
-  // Commits the outcomes with their audit records, or keeps them to be written again.
-  void commit_outcomes(Unrecorded pending) {
-    auto now = clock.now();
-    auto& done = pending.done;
-    auto& rows = pending.rows;
-    std::vector<std::string> fallbacks;
-    Status st = store.write_sync([&](store::Repo& r) -> Status {
+  // Writes the outcomes with their audit records; FALLBACKS gets the fallback messages planned.
+  static store::Store::WriteFn outcomes_job(const Unrecorded& pending, Timestamp now,
+                                            std::vector<std::string>& fallbacks) {
+    return [&pending, now, &fallbacks](store::Repo& r) -> Status {
+      const auto& done = pending.done;
+      const auto& rows = pending.rows;
       fallbacks.clear();
       for (size_t i = 0; i < done.size(); ++i) {
         const auto& flight = done[i].flight;
@@ -637,7 +682,14 @@ struct Dispatcher::Impl {
         }
       }
       return {};
-    });
+    };
+  }
+
+  // After the outcomes' commit: logs them, or keeps them to be written again.
+  void after_outcomes(const Status& st, Unrecorded& pending,
+                      const std::vector<std::string>& fallbacks) {
+    const auto& done = pending.done;
+    const auto& rows = pending.rows;
     if (!st) {
       // The messages stay `sending` in the store (and are resent after a restart: nothing is
       // lost, at worst delivered twice with the same id) until this is written again and
@@ -645,7 +697,7 @@ struct Dispatcher::Impl {
       spdlog::error("cannot record {} delivery outcomes, trying again: {}", done.size(),
                     st.error().message);
       unrecorded.push_back(std::move(pending));
-      rewrite_at = now + kRewriteDelay;
+      rewrite_at = clock.now() + kRewriteDelay;
       return;
     }
     for (const auto& f : fallbacks) {
@@ -667,11 +719,23 @@ struct Dispatcher::Impl {
     }
   }
 
+  // Commits outcomes on their own (a rewrite after a failed commit).
+  void commit_outcomes(Unrecorded pending) {
+    std::vector<std::string> fallbacks;
+    Status st = store.write_sync(outcomes_job(pending, clock.now(), fallbacks));
+    after_outcomes(st, pending, fallbacks);
+  }
+
+  // Renders the claimed messages and hands them to the transport. Those that cannot be sent
+  // (unsent: their outcome) or must wait (held: to be put back) are written with the next
+  // pass's commit.
   void dispatch_claimed(std::vector<Message>& claimed) {
-    std::vector<Completion> unsent;
-    std::vector<std::pair<Message, Hold>> held;
-    for (auto& m : claimed) {
-      auto prepared = prepare(m);
+    auto loaded = load(claimed);
+    std::vector<std::pair<channels::Request, InFlight>> ready;
+    ready.reserve(claimed.size());
+    for (size_t i = 0; i < claimed.size(); ++i) {
+      const Message& m = claimed[i];
+      auto prepared = prepare(m, std::move(loaded[i]));
       if (!prepared) {
         const Error& e = prepared.error();
         channels::Outcome o;
@@ -695,27 +759,34 @@ struct Dispatcher::Impl {
         timeout = it->second;
       }
       std::visit([timeout](auto& r) { r.timeout = timeout; }, request);
-      {
-        std::lock_guard lock(mutex);
-        ++in_flight;
-      }
-      transport.submit(std::move(request),
-                       [this, flight = std::move(flight)](channels::Response response) mutable {
-                         Completion c;
-                         c.outcome = flight.channel->interpret(response);
-                         c.duration = response.duration;
-                         c.flight = std::move(flight);
-                         {
-                           std::lock_guard lock(mutex);
-                           completions.push_back(std::move(c));
-                           --in_flight;
-                           woken = true;
-                         }
-                         cv.notify_all();
-                       });
+      ready.push_back(std::move(*prepared));
     }
-    defer(held);
-    record(unsent);
+    if (ready.empty()) {
+      return;
+    }
+    {
+      std::lock_guard lock(mutex);
+      in_flight += static_cast<int>(ready.size());
+    }
+    std::vector<std::pair<channels::Request, transport::Transport::Done>> requests;
+    requests.reserve(ready.size());
+    for (auto& [request, flight] : ready) {
+      requests.emplace_back(
+          std::move(request), [this, flight = std::move(flight)](channels::Response response) mutable {
+            Completion c;
+            c.outcome = flight.channel->interpret(response);
+            c.duration = response.duration;
+            c.flight = std::move(flight);
+            {
+              std::lock_guard lock(mutex);
+              completions.push_back(std::move(c));
+              --in_flight;
+              woken = true;
+            }
+            cv.notify_all();
+          });
+    }
+    transport.submit(std::move(requests));
   }
 
   // Writes again what a failed commit left unrecorded, once its delay has passed.
@@ -725,31 +796,31 @@ struct Dispatcher::Impl {
     }
     auto outcomes = std::move(unrecorded);
     unrecorded.clear();
-    auto held = std::move(undeferred);
+    auto put_back = std::move(undeferred);
     undeferred.clear();
     for (auto& pending : outcomes) {
       commit_outcomes(std::move(pending));
     }
-    defer(held);
-  }
-
-  bool stopping_now() {
-    std::lock_guard lock(mutex);
-    return stopping;
+    if (!put_back.empty()) {
+      Status st = store.write_sync(defer_job(put_back));
+      after_defer(st, put_back);
+    }
   }
 
   // Escalations that fell due add messages; they are claimed in the same pass.
-  void fire_escalations() {
-    auto now = clock.now();
-    std::vector<schedule::EscalationOutcome> fired;
-    Status st = store.write_sync([&](store::Repo& r) -> Status {
+  static store::Store::WriteFn escalations_job(Timestamp now,
+                                               std::vector<schedule::EscalationOutcome>& fired) {
+    return [now, &fired](store::Repo& r) -> Status {
       auto f = schedule::fire_due_escalations(r, now, 100);
       if (!f) {
         return f.error();
       }
       fired = std::move(*f);
       return {};
-    });
+    };
+  }
+
+  void after_escalations(const Status& st, const std::vector<schedule::EscalationOutcome>& fired) {
     if (!st) {
       spdlog::error("cannot resolve due escalations: {}", st.error().message);
       return;
@@ -761,35 +832,60 @@ struct Dispatcher::Impl {
     }
   }
 
+  // One pass: what came back, what was held back or could not be sent, due escalations and the
+  // next claim are written in one commit (one fsync), each in its own savepoint so that one
+  // failing leaves the others; then the claimed messages go out.
   void run() {
     while (true) {
       std::vector<Completion> done;
       int capacity = 0;
+      bool stopping_now = false;
       {
         std::lock_guard lock(mutex);
         while (!completions.empty()) {
           done.push_back(std::move(completions.front()));
           completions.pop_front();
         }
+        stopping_now = stopping;
         capacity = stopping ? 0 : options.concurrency - in_flight;
-        if (stopping && in_flight == 0 && done.empty()) {
+        if (stopping && in_flight == 0 && done.empty() && unsent.empty() && held.empty()) {
           return;
         }
       }
-      record(done);
       rewrite_failed();
 
       // A read first: claiming takes the writer, and most wake-ups find nothing due yet.
       auto next = store.read<std::optional<Timestamp>>([](store::Repo& r) { return r.next_due(); });
-      bool due = next && next->has_value() && **next <= clock.now();
-      if (due && !stopping_now()) {
-        fire_escalations();
+      auto now = clock.now();
+      bool due = next && next->has_value() && **next <= now;
+
+      std::vector<store::Store::WriteFn> jobs;
+      std::vector<std::function<void(const Status&)>> afters;
+
+      done.insert(done.end(), std::make_move_iterator(unsent.begin()),
+                  std::make_move_iterator(unsent.end()));
+      unsent.clear();
+      Unrecorded outcomes;
+      std::vector<std::string> fallbacks;
+      if (!done.empty()) {
+        outcomes = outcomes_of(std::move(done));
+        jobs.push_back(outcomes_job(outcomes, now, fallbacks));
+        afters.emplace_back([&](const Status& st) { after_outcomes(st, outcomes, fallbacks); });
       }
-      int claimed_count = 0;
+      std::vector<std::pair<Message, Hold>> put_back = std::move(held);
+      held.clear();
+      if (!put_back.empty()) {
+        jobs.push_back(defer_job(put_back));
+        afters.emplace_back([&](const Status& st) { after_defer(st, put_back); });
+      }
+      std::vector<schedule::EscalationOutcome> fired;
+      if (due && !stopping_now) {
+        jobs.push_back(escalations_job(now, fired));
+        afters.emplace_back([&](const Status& st) { after_escalations(st, fired); });
+      }
+      std::vector<Message> claimed;
       if (capacity > 0 && due) {
-        std::vector<Message> claimed;
-        auto now = clock.now();
-        Status st = store.write_sync([&](store::Repo& r) -> Status {
+        jobs.push_back([&claimed, now, capacity](store::Repo& r) -> Status {
           auto c = r.claim_due(now, capacity);
           if (!c) {
             return c.error();
@@ -798,13 +894,24 @@ struct Dispatcher::Impl {
           // The next update of a repeating message is stored with the claim, atomically.
           return schedule::schedule_repeats(r, claimed, now);
         });
-        if (!st) {
-          // Not committed: nothing was claimed, whatever the write had read.
-          spdlog::error("cannot claim due messages: {}", st.error().message);
-          claimed.clear();
+        afters.emplace_back([&](const Status& st) {
+          if (!st) {
+            // Not committed: nothing was claimed, whatever the write had read.
+            spdlog::error("cannot claim due messages: {}", st.error().message);
+            claimed.clear();
+          }
+        });
+      }
+      if (!jobs.empty()) {
+        auto results = store.write_sync(std::move(jobs));
+        for (size_t i = 0; i < results.size(); ++i) {
+          afters[i](results[i]);
         }
-        claimed_count = static_cast<int>(claimed.size());
-        dispatch_claimed(claimed);
+      }
+      int claimed_count = static_cast<int>(claimed.size());
+      dispatch_claimed(claimed);
+      if (!unsent.empty() || !held.empty()) {
+        continue;  // written with the next pass, at once
       }
       if (claimed_count > 0 && claimed_count == capacity) {
         continue;  // there may be more due right now
@@ -828,6 +935,7 @@ struct Dispatcher::Impl {
     }
   }
 };
+
 
 Dispatcher::Dispatcher(DispatcherOptions options, store::Store& store,
                        const render::Renderer& renderer, const channels::ChannelRegistry& channels,

@@ -476,6 +476,34 @@ Status Store::write_sync(WriteFn fn) {
   return future.get();
 }
 
+std::vector<Status> Store::write_sync(std::vector<WriteFn> fns) {
+  std::vector<Status> results(fns.size());
+  std::vector<std::promise<void>> promises(fns.size());
+  std::vector<std::future<void>> futures;
+  for (auto& p : promises) {
+    futures.push_back(p.get_future());
+  }
+  {
+    std::lock_guard lock(impl_->mutex);
+    for (size_t i = 0; i < fns.size(); ++i) {
+      Done done = [&results, &promises, i](Status s) {
+        results[i] = std::move(s);
+        promises[i].set_value();
+      };
+      if (impl_->stopping) {
+        done(make_error(ErrorKind::unavailable, "shutting_down", "herald is shutting down"));
+      } else {
+        impl_->queue.push_back({std::move(fns[i]), std::move(done)});
+      }
+    }
+  }
+  impl_->wake.notify_one();
+  for (auto& f : futures) {
+    f.wait();
+  }
+  return results;
+}
+
 Result<std::unique_ptr<Database>> Store::acquire_reader() {
   {
     std::lock_guard lock(impl_->readers_mutex);

@@ -5,6 +5,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "daemon/core/result.hpp"
 #include "daemon/store/repo.hpp"
@@ -55,6 +56,10 @@ class Store {
   void write(WriteFn fn, Done done, Mode mode = Mode::isolated);
   // Queues a write and waits for its commit.
   Status write_sync(WriteFn fn);
+  // Queues several writes at once, so that they share one commit (one fsync) unless the
+  // writer's batch is full, and waits for it. Each runs in its own savepoint, as with write():
+  // one's failure leaves the others intact. Returns their statuses in order.
+  std::vector<Status> write_sync(std::vector<WriteFn> fns);
 
   // Runs `fn` on a pooled reader connection (a consistent snapshot for its duration).
   template <class T>

@@ -204,6 +204,11 @@ Transport::Transport(TransportOptions options) : impl_(std::make_unique<Impl>())
   if (impl_->multi == nullptr) {
     throw std::runtime_error("curl_multi_init failed");
   }
+  // Idle connections kept for reuse. curl's default (4 per easy handle attached at the time)
+  // shrinks the cache whenever a burst winds down, so a fan-out to one SMTP relay or SMS API
+  // kept opening (and, for SMTP, greeting) new connections.
+  curl_multi_setopt(impl_->multi, CURLMOPT_MAXCONNECTS,
+                    static_cast<long>(std::max(impl_->options.max_in_flight, 16)));
   impl_->thread = std::thread([impl = impl_.get()] { impl->run(); });
 }
 
@@ -227,6 +232,32 @@ void Transport::submit(Request request, Done done) {
   t->response.transport_error = CURLE_ABORTED_BY_CALLBACK;
   t->response.transport_message = kStoppedMessage;
   Impl::complete(*t);
+}
+
+void Transport::submit(std::vector<std::pair<Request, Done>> requests) {
+  std::vector<std::unique_ptr<Transfer>> transfers;
+  transfers.reserve(requests.size());
+  for (auto& [request, done] : requests) {
+    auto t = std::make_unique<Transfer>();
+    t->request = std::move(request);
+    t->done = std::move(done);
+    transfers.push_back(std::move(t));
+  }
+  {
+    std::lock_guard lock(impl_->mutex);
+    if (!impl_->stopping) {
+      for (auto& t : transfers) {
+        impl_->queue.push_back(std::move(t));
+      }
+      curl_multi_wakeup(impl_->multi);
+      return;
+    }
+  }
+  for (auto& t : transfers) {
+    t->response.transport_error = CURLE_ABORTED_BY_CALLBACK;
+    t->response.transport_message = kStoppedMessage;
+    Impl::complete(*t);
+  }
 }
 
 void Transport::stop() {

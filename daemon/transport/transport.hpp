@@ -13,6 +13,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "channels/channel.hpp"
@@ -52,6 +53,8 @@ class Transport {
   // or in flight at stop() complete with a transport_error and message "transport stopped".
   // After stop() has returned, `done` runs at once on the caller's thread with that same error.
   void submit(channels::Request request, Done done);
+  // Submits several at once (one wake-up of the transport thread), as submit() each.
+  void submit(std::vector<std::pair<channels::Request, Done>> requests);
   void stop();
 
  private:
