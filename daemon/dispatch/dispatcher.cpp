@@ -100,6 +100,9 @@ namespace {
 
 // How soon a write that failed to commit (outcomes, put-backs) is tried again.
 constexpr Millis kRewriteDelay{1'000};
+// The longest a finished attempt waits for others to share its commit.
+constexpr Millis kFlushAfter{10};
+using SteadyTime = std::chrono::steady_clock::time_point;
 
 // A message on its way: everything needed to record its outcome.
 struct InFlight {
@@ -198,6 +201,7 @@ struct Dispatcher::Impl {
   // Claimed this pass but not sent: written with the next pass's commit.
   std::vector<Completion> unsent;                  // their outcome (prepare failed)
   std::vector<std::pair<Message, Hold>> held;      // to be put back (a limit held them)
+  SteadyTime pending_since{};  // when the oldest of completions, unsent and held appeared
 
   void notify() {
     {
@@ -779,6 +783,9 @@ struct Dispatcher::Impl {
             c.flight = std::move(flight);
             {
               std::lock_guard lock(mutex);
+              if (completions.empty() && pending_since == SteadyTime{}) {
+                pending_since = std::chrono::steady_clock::now();
+              }
               completions.push_back(std::move(c));
               --in_flight;
               woken = true;
@@ -832,105 +839,204 @@ struct Dispatcher::Impl {
     }
   }
 
-  // One pass: what came back, what was held back or could not be sent, due escalations and the
-  // next claim are written in one commit (one fsync), each in its own savepoint so that one
-  // failing leaves the others; then the claimed messages go out.
+  // One pass's write: what came back, what was held back or could not be sent, due escalations
+  // and the next claim, committed together (one fsync), each in its own savepoint so that one
+  // failing leaves the others intact.
+  struct Pass {
+    Unrecorded outcomes;
+    std::vector<std::string> fallbacks;
+    std::vector<std::pair<Message, Hold>> put_back;
+    bool escalations = false;
+    std::vector<schedule::EscalationOutcome> fired;
+    int claim = 0;  // how many to claim; 0: no claim
+    std::vector<Message> claimed;
+    std::vector<Status> results;  // in the order of the writes; set once committed
+    bool committed = false;       // guarded by `mutex`
+  };
+  std::shared_ptr<Pass> writing;  // the pass being committed, if any
+
+  // A pass is worth its commit once this many attempts wait to be recorded or this many slots
+  // are free: a commit has a fixed cost (the fsync, the pages it rewrites), so under load each
+  // should carry many messages, while the transport keeps at least 3/4 of its slots busy.
+  int batch_threshold() const { return std::max(1, options.concurrency / 4); }
+
+  // Starts the next pass when it is worth a commit: returns false, and when to look again,
+  // when not. `to_send` is what the last pass claimed and is not yet handed to the transport:
+  // it counts against the concurrency.
+  bool start_pass(size_t to_send, bool stopping_now, SteadyTime& look_again) {
+    rewrite_failed();
+    auto steady = std::chrono::steady_clock::now();
+    size_t pending = 0;
+    int in_flight_now = 0;
+    {
+      std::lock_guard lock(mutex);
+      pending = completions.size() + unsent.size() + held.size();
+      in_flight_now = in_flight;
+      if (pending > 0 && pending_since == SteadyTime{}) {
+        pending_since = steady;
+      }
+    }
+    int capacity =
+        stopping_now ? 0 : options.concurrency - in_flight_now - static_cast<int>(to_send);
+    int threshold = batch_threshold();
+    // A read first: claiming takes the writer, and most wake-ups find nothing due yet.
+    auto next = store.read<std::optional<Timestamp>>([](store::Repo& r) { return r.next_due(); });
+    auto now = clock.now();
+    bool due = next && next->has_value() && **next <= now;
+    bool idle = in_flight_now == 0 && to_send == 0;
+    bool claim_now = capacity > 0 && due && (capacity >= threshold || idle);
+    bool write_now =
+        pending > 0 && (stopping_now || idle || static_cast<int>(pending) >= threshold ||
+                        steady - pending_since >= kFlushAfter || claim_now);
+    if (!claim_now && !write_now) {
+      look_again = steady + options.poll_interval;
+      if (pending > 0) {
+        look_again = std::min(look_again, pending_since + kFlushAfter);
+      }
+      if (capacity >= threshold && next && next->has_value()) {
+        look_again = std::min(look_again, steady + std::max(Millis{0}, std::chrono::duration_cast<Millis>(**next - now)));
+      }
+      if (!unrecorded.empty() || !undeferred.empty()) {
+        look_again = std::min(look_again, steady + kRewriteDelay);
+      }
+      return false;
+    }
+
+    auto pass = std::make_shared<Pass>();
+    std::vector<Completion> done;
+    {
+      std::lock_guard lock(mutex);
+      while (!completions.empty()) {
+        done.push_back(std::move(completions.front()));
+        completions.pop_front();
+      }
+      pending_since = SteadyTime{};
+    }
+    std::vector<store::Store::WriteFn> jobs;
+    done.insert(done.end(), std::make_move_iterator(unsent.begin()),
+                std::make_move_iterator(unsent.end()));
+    unsent.clear();
+    if (!done.empty()) {
+      pass->outcomes = outcomes_of(std::move(done));
+      jobs.push_back(outcomes_job(pass->outcomes, now, pass->fallbacks));
+    }
+    pass->put_back = std::move(held);
+    held.clear();
+    if (!pass->put_back.empty()) {
+      jobs.push_back(defer_job(pass->put_back));
+    }
+    if (due && !stopping_now) {
+      pass->escalations = true;
+      jobs.push_back(escalations_job(now, pass->fired));
+    }
+    if (capacity > 0 && due) {
+      pass->claim = capacity;
+      jobs.push_back([p = pass.get(), now, capacity](store::Repo& r) -> Status {
+        auto c = r.claim_due(now, capacity);
+        if (!c) {
+          return c.error();
+        }
+        p->claimed = std::move(*c);
+        // The next update of a repeating message is stored with the claim, atomically.
+        return schedule::schedule_repeats(r, p->claimed, now);
+      });
+    }
+    if (jobs.empty()) {
+      look_again = steady;
+      return false;
+    }
+    writing = pass;
+    store.write(std::move(jobs), [this, pass](std::vector<Status> results) {
+      {
+        std::lock_guard lock(mutex);
+        pass->results = std::move(results);
+        pass->committed = true;
+      }
+      cv.notify_all();
+    });
+    return true;
+  }
+
+  // After a pass's commit: logs, keeps what failed to be written again, and returns what it
+  // claimed.
+  std::vector<Message> finish_pass(Pass& pass) {
+    size_t i = 0;
+    if (!pass.outcomes.done.empty()) {
+      after_outcomes(pass.results[i++], pass.outcomes, pass.fallbacks);
+    }
+    if (!pass.put_back.empty()) {
+      after_defer(pass.results[i++], pass.put_back);
+    }
+    if (pass.escalations) {
+      after_escalations(pass.results[i++], pass.fired);
+    }
+    if (pass.claim > 0) {
+      if (const Status& st = pass.results[i++]; !st) {
+        // Not committed: nothing was claimed, whatever the write had read.
+        spdlog::error("cannot claim due messages: {}", st.error().message);
+        pass.claimed.clear();
+      }
+    }
+    return std::move(pass.claimed);
+  }
+
+  // The loop, pipelined: while one pass commits (the fsync), the messages the previous pass
+  // claimed are rendered and handed to the transport, and the attempts that come back
+  // meanwhile are recorded by a later pass. So the writer, the renderer and the transport
+  // work at once.
   void run() {
+    std::vector<Message> to_send;  // claimed by a committed pass, not yet sent
     while (true) {
-      std::vector<Completion> done;
-      int capacity = 0;
+      std::shared_ptr<Pass> committed;
       bool stopping_now = false;
       {
         std::lock_guard lock(mutex);
-        while (!completions.empty()) {
-          done.push_back(std::move(completions.front()));
-          completions.pop_front();
+        if (writing && writing->committed) {
+          committed = std::move(writing);
+          writing.reset();
         }
         stopping_now = stopping;
-        capacity = stopping ? 0 : options.concurrency - in_flight;
-        if (stopping && in_flight == 0 && done.empty() && unsent.empty() && held.empty()) {
+        if (stopping && !writing && !committed && in_flight == 0 && completions.empty() &&
+            unsent.empty() && held.empty() && to_send.empty()) {
           return;
         }
       }
-      rewrite_failed();
-
-      // A read first: claiming takes the writer, and most wake-ups find nothing due yet.
-      auto next = store.read<std::optional<Timestamp>>([](store::Repo& r) { return r.next_due(); });
-      auto now = clock.now();
-      bool due = next && next->has_value() && **next <= now;
-
-      std::vector<store::Store::WriteFn> jobs;
-      std::vector<std::function<void(const Status&)>> afters;
-
-      done.insert(done.end(), std::make_move_iterator(unsent.begin()),
-                  std::make_move_iterator(unsent.end()));
-      unsent.clear();
-      Unrecorded outcomes;
-      std::vector<std::string> fallbacks;
-      if (!done.empty()) {
-        outcomes = outcomes_of(std::move(done));
-        jobs.push_back(outcomes_job(outcomes, now, fallbacks));
-        afters.emplace_back([&](const Status& st) { after_outcomes(st, outcomes, fallbacks); });
+      if (committed) {
+        auto claimed = finish_pass(*committed);
+        to_send.insert(to_send.end(), std::make_move_iterator(claimed.begin()),
+                       std::make_move_iterator(claimed.end()));
       }
-      std::vector<std::pair<Message, Hold>> put_back = std::move(held);
-      held.clear();
-      if (!put_back.empty()) {
-        jobs.push_back(defer_job(put_back));
-        afters.emplace_back([&](const Status& st) { after_defer(st, put_back); });
-      }
-      std::vector<schedule::EscalationOutcome> fired;
-      if (due && !stopping_now) {
-        jobs.push_back(escalations_job(now, fired));
-        afters.emplace_back([&](const Status& st) { after_escalations(st, fired); });
-      }
-      std::vector<Message> claimed;
-      if (capacity > 0 && due) {
-        jobs.push_back([&claimed, now, capacity](store::Repo& r) -> Status {
-          auto c = r.claim_due(now, capacity);
-          if (!c) {
-            return c.error();
-          }
-          claimed = std::move(*c);
-          // The next update of a repeating message is stored with the claim, atomically.
-          return schedule::schedule_repeats(r, claimed, now);
-        });
-        afters.emplace_back([&](const Status& st) {
-          if (!st) {
-            // Not committed: nothing was claimed, whatever the write had read.
-            spdlog::error("cannot claim due messages: {}", st.error().message);
-            claimed.clear();
-          }
-        });
-      }
-      if (!jobs.empty()) {
-        auto results = store.write_sync(std::move(jobs));
-        for (size_t i = 0; i < results.size(); ++i) {
-          afters[i](results[i]);
-        }
-      }
-      int claimed_count = static_cast<int>(claimed.size());
-      dispatch_claimed(claimed);
-      if (!unsent.empty() || !held.empty()) {
-        continue;  // written with the next pass, at once
-      }
-      if (claimed_count > 0 && claimed_count == capacity) {
-        continue;  // there may be more due right now
+      SteadyTime look_again{};
+      bool started = !writing && start_pass(to_send.size(), stopping_now, look_again);
+      bool sent = !to_send.empty();
+      if (sent) {
+        dispatch_claimed(to_send);
+        to_send.clear();
       }
 
-      auto wait = options.poll_interval;
-      if (claimed_count > 0) {
-        next = store.read<std::optional<Timestamp>>([](store::Repo& r) { return r.next_due(); });
-      }
-      if (next && next->has_value()) {
-        auto until = **next - clock.now();
-        wait =
-            std::clamp(std::chrono::duration_cast<Millis>(until), Millis{0}, options.poll_interval);
-      }
-      if (!unrecorded.empty() || !undeferred.empty()) {
-        wait = std::min(wait, kRewriteDelay);
-      }
       std::unique_lock lock(mutex);
-      cv.wait_for(lock, wait, [&] { return woken || stopping || !completions.empty(); });
+      if (writing) {
+        // Nothing to do until the pass commits (the writer always reports back).
+        cv.wait(lock, [&] { return writing->committed; });
+        continue;
+      }
+      if (started || sent) {
+        continue;
+      }
+      // Until new work, enough finished attempts for a pass, the last attempt back, or the
+      // oldest finished attempt has waited kFlushAfter.
+      int threshold = batch_threshold();
+      while (!woken && !stopping && static_cast<int>(completions.size()) < threshold &&
+             !(in_flight == 0 && !completions.empty())) {
+        auto deadline = look_again;
+        if (!completions.empty()) {
+          deadline = std::min(deadline, pending_since + kFlushAfter);
+        }
+        if (std::chrono::steady_clock::now() >= deadline) {
+          break;
+        }
+        cv.wait_until(lock, deadline);
+      }
       woken = false;
     }
   }

@@ -476,32 +476,51 @@ Status Store::write_sync(WriteFn fn) {
   return future.get();
 }
 
-std::vector<Status> Store::write_sync(std::vector<WriteFn> fns) {
-  std::vector<Status> results(fns.size());
-  std::vector<std::promise<void>> promises(fns.size());
-  std::vector<std::future<void>> futures;
-  for (auto& p : promises) {
-    futures.push_back(p.get_future());
+void Store::write(std::vector<WriteFn> fns, DoneAll done) {
+  if (fns.empty()) {
+    done({});
+    return;
   }
+  // Either every write is queued (their statuses then arrive on the writer thread) or none
+  // (all fail here): `left` is never counted down from two threads.
+  struct Group {
+    std::vector<Status> results;
+    size_t left = 0;
+    DoneAll done;
+  };
+  auto group = std::make_shared<Group>();
+  group->results.resize(fns.size());
+  group->left = fns.size();
+  group->done = std::move(done);
+  auto finish_one = [group](size_t i, Status s) {
+    group->results[i] = std::move(s);
+    if (--group->left == 0) {
+      group->done(std::move(group->results));
+    }
+  };
   {
     std::lock_guard lock(impl_->mutex);
-    for (size_t i = 0; i < fns.size(); ++i) {
-      Done done = [&results, &promises, i](Status s) {
-        results[i] = std::move(s);
-        promises[i].set_value();
-      };
-      if (impl_->stopping) {
-        done(make_error(ErrorKind::unavailable, "shutting_down", "herald is shutting down"));
-      } else {
-        impl_->queue.push_back({std::move(fns[i]), std::move(done)});
+    if (!impl_->stopping) {
+      for (size_t i = 0; i < fns.size(); ++i) {
+        impl_->queue.push_back(
+            {std::move(fns[i]), [finish_one, i](Status s) { finish_one(i, std::move(s)); }});
       }
+      impl_->wake.notify_one();
+      return;
     }
   }
-  impl_->wake.notify_one();
-  for (auto& f : futures) {
-    f.wait();
+  for (size_t i = 0; i < fns.size(); ++i) {
+    finish_one(i, make_error(ErrorKind::unavailable, "shutting_down", "herald is shutting down"));
   }
-  return results;
+}
+
+std::vector<Status> Store::write_sync(std::vector<WriteFn> fns) {
+  std::promise<std::vector<Status>> promise;
+  auto future = promise.get_future();
+  write(std::move(fns), [&promise](std::vector<Status> results) {
+    promise.set_value(std::move(results));
+  });
+  return future.get();
 }
 
 Result<std::unique_ptr<Database>> Store::acquire_reader() {

@@ -57,8 +57,12 @@ class Store {
   // Queues a write and waits for its commit.
   Status write_sync(WriteFn fn);
   // Queues several writes at once, so that they share one commit (one fsync) unless the
-  // writer's batch is full, and waits for it. Each runs in its own savepoint, as with write():
-  // one's failure leaves the others intact. Returns their statuses in order.
+  // writer's batch is full. Each runs in its own savepoint, as with write(): one's failure
+  // leaves the others intact. `done` gets their statuses in order, on the writer thread, once
+  // the last of them has committed (or failed).
+  using DoneAll = std::function<void(std::vector<Status>)>;
+  void write(std::vector<WriteFn> fns, DoneAll done);
+  // The same, waiting for the commit.
   std::vector<Status> write_sync(std::vector<WriteFn> fns);
 
   // Runs `fn` on a pooled reader connection (a consistent snapshot for its duration).
