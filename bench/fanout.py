@@ -12,16 +12,17 @@ own herald (the binary given) on a temporary database with one client that has:
   --chat N      chat endpoints, spread over slack, teams, mattermost, discord and googlechat
   --webhook N   signed generic webhook endpoints
 
-(default 4,000 + 3,000 + 1,500 + 1,500 = 10,000), and one rule sending a `containment` event
+(default 2,500 of each: 10,000), and one rule sending a `containment` event
 to all of them. It posts one event and reports the time from the POST to its 202 (planning
 and committing every message), to the first and to the last arrival, the due -> arrival
 percentiles, and a per-channel breakdown.
 
 Rate limits are not what is measured: the benchmark's config sets
 `rate_limits = { slack = "none", sms = "none" }` (the defaults follow Slack's 1 message/s per
-webhook and Twilio's 1 segment/s per sender, which would make 3,000 SMS take 50 minutes), and
---concurrency / --destination-concurrency set `[delivery] concurrency` and
-`destination_concurrency` when given (otherwise herald's defaults apply).
+webhook and Twilio's 1 segment/s per sender, which would make 2,500 SMS take 42 minutes), and
+--concurrency / --destination-concurrency / --server-concurrency set `[delivery] concurrency`,
+`destination_concurrency` and `server_concurrency` when given (otherwise herald's defaults
+apply).
 
 Before the run it measures the receivers' own ceilings (pipelined requests and pipelined SMTP
 transactions from raw sockets) and reports the CPU they used during the run, so it is plain
@@ -332,14 +333,16 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("herald")
-    ap.add_argument("--email", type=int, default=4000)
-    ap.add_argument("--sms", type=int, default=3000)
-    ap.add_argument("--chat", type=int, default=1500)
-    ap.add_argument("--webhook", type=int, default=1500)
+    ap.add_argument("--email", type=int, default=2500)
+    ap.add_argument("--sms", type=int, default=2500)
+    ap.add_argument("--chat", type=int, default=2500)
+    ap.add_argument("--webhook", type=int, default=2500)
     ap.add_argument("--concurrency", type=int, default=None,
                     help="[delivery] concurrency (default: herald's own)")
     ap.add_argument("--destination-concurrency", type=int, default=None,
                     help="[delivery] destination_concurrency (default: herald's own)")
+    ap.add_argument("--server-concurrency", type=int, default=None,
+                    help="[delivery] server_concurrency (default: herald's own)")
     ap.add_argument("--timeout", type=float, default=300)
     ap.add_argument("--perf", metavar="FILE",
                     help="record herald with `perf record -e cpu-clock --call-graph dwarf` from just before the "
@@ -353,6 +356,8 @@ def main():
         delivery["concurrency"] = args.concurrency
     if args.destination_concurrency:
         delivery["destination_concurrency"] = args.destination_concurrency
+    if args.server_concurrency:
+        delivery["server_concurrency"] = args.server_concurrency
     total = args.email + args.sms + args.chat + args.webhook
 
     with tempfile.TemporaryDirectory() as tmp:

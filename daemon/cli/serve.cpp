@@ -101,6 +101,7 @@ std::vector<std::string> restart_only_changes(const config::Config& a, const con
   differs(x.concurrency != y.concurrency || x.attempt_timeout != y.attempt_timeout ||
               x.retry_horizon != y.retry_horizon || x.max_backoff != y.max_backoff ||
               x.destination_concurrency != y.destination_concurrency ||
+              x.server_concurrency != y.server_concurrency ||
               x.breaker_threshold != y.breaker_threshold ||
               x.breaker_cool_down != y.breaker_cool_down ||
               x.breaker_max_cool_down != y.breaker_max_cool_down || x.rate_limits != y.rate_limits,
@@ -229,6 +230,7 @@ int serve(const std::string& config_path) {
   dopts.timeouts = cfg.delivery.timeouts;
   dopts.attempt_timeout = cfg.delivery.attempt_timeout;
   dopts.destination_concurrency = cfg.delivery.destination_concurrency;
+  dopts.server_concurrency = cfg.delivery.server_concurrency;
   dopts.breaker.failure_threshold = cfg.delivery.breaker_threshold;
   dopts.breaker.cool_down = cfg.delivery.breaker_cool_down;
   dopts.breaker.max_cool_down = cfg.delivery.breaker_max_cool_down;

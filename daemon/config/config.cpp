@@ -604,11 +604,12 @@ void read_delivery(Reader& r, const toml::table& root, DeliveryConfig& out) {
   }
   r.check_keys(*t, "delivery",
                {"concurrency", "attempt_timeout", "timeouts", "retry_horizon", "retry_schedule",
-                "max_backoff", "destination_concurrency", "breaker_threshold", "breaker_cool_down",
-                "breaker_max_cool_down", "rate_limits"});
+                "max_backoff", "destination_concurrency", "server_concurrency",
+                "breaker_threshold", "breaker_cool_down", "breaker_max_cool_down", "rate_limits"});
   for (auto [key, field, max] :
        {std::tuple{"concurrency", &out.concurrency, kMaxConcurrency},
         std::tuple{"destination_concurrency", &out.destination_concurrency, kMaxConcurrency},
+        std::tuple{"server_concurrency", &out.server_concurrency, kMaxConcurrency},
         std::tuple{"breaker_threshold", &out.breaker_threshold, 1000}}) {
     const toml::node* node = t->get(key);
     if (node == nullptr) {
@@ -623,6 +624,9 @@ void read_delivery(Reader& r, const toml::table& root, DeliveryConfig& out) {
     } else {
       *field = static_cast<int>(n);
     }
+  }
+  if (t->get("destination_concurrency") != nullptr && t->get("server_concurrency") == nullptr) {
+    out.server_concurrency = out.destination_concurrency;
   }
   if (const toml::table* limits = r.table(*t, "delivery", "rate_limits")) {
     r.check_keys(

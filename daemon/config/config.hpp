@@ -72,7 +72,7 @@ struct NatsConfig {
 };
 
 struct DeliveryConfig {
-  int concurrency = 16;
+  int concurrency = 64;
   // Set: the limit on one attempt for every kind [delivery.timeouts] does not name (how
   // configurations written before per-kind timeouts keep their meaning). Unset: 30 s, only
   // for what has no kind.
@@ -86,7 +86,10 @@ struct DeliveryConfig {
                                         std::chrono::minutes(30), std::chrono::hours(2),
                                         std::chrono::hours(5),    std::chrono::hours(10)};
   Millis max_backoff{0};            // when positive, caps every step of the schedule
-  int destination_concurrency = 4;  // attempts in flight per endpoint (SMS, email: per server)
+  int destination_concurrency = 4;  // attempts in flight per chat or webhook endpoint
+  // Attempts in flight per SMS or email provider server. When only destination_concurrency is
+  // set, it is that (its meaning before this key existed: every destination).
+  int server_concurrency = 16;
   int breaker_threshold = 5;        // consecutive retryable failures that pause a destination
   Millis breaker_cool_down{30'000};
   Millis breaker_max_cool_down{300'000};

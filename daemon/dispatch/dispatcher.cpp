@@ -12,7 +12,9 @@
 #include <map>
 #include <mutex>
 #include <nlohmann/json.hpp>
+#include <limits>
 #include <random>
+#include <unordered_map>
 #include <thread>
 
 #include "channels/registry.hpp"
@@ -102,6 +104,12 @@ namespace {
 constexpr Millis kRewriteDelay{1'000};
 // The longest a finished attempt waits for others to share its commit.
 constexpr Millis kFlushAfter{10};
+// Due messages read ahead of a claim: in chunks, up to a bound (beyond it, the old way: claim
+// from the head and put back what must wait, so that nothing behind a long blocked run
+// starves).
+constexpr int kLookaheadChunk = 512;
+constexpr size_t kMaxLookahead = 8'192;
+constexpr int kUnlimited = std::numeric_limits<int>::max() / 2;
 using SteadyTime = std::chrono::steady_clock::time_point;
 
 // A message on its way: everything needed to record its outcome.
@@ -203,10 +211,31 @@ struct Dispatcher::Impl {
   std::vector<std::pair<Message, Hold>> held;      // to be put back (a limit held them)
   SteadyTime pending_since{};  // when the oldest of completions, unsent and held appeared
 
+  // Due messages read ahead of claiming, in due order. A claim takes the first ones whose
+  // endpoint (SMS, email: server) has a free slot and a rate token now and leaves the others
+  // where they are, rather than claiming them only to put them back: a fan-out to one SMTP
+  // relay claimed, rendered and put back each email many times over.
+  struct Lookahead {
+    std::deque<store::DueCandidate> rows;  // read, not yet looked at by a claim
+    // Looked at and left for want of slots, by limit key, in due order; older than any of
+    // `rows`, so a claim serves them first. Few keys: the saturated ones.
+    std::map<std::string, std::deque<store::DueCandidate>> parked;
+    size_t parked_count = 0;
+    std::optional<store::DuePosition> read_to;  // the last row read
+    SteadyTime since{};                         // when it was read from the first due message
+  };
+  Lookahead lookahead;  // the dispatcher thread's; lent to the pass that claims
+  bool claim_short = false;  // the last claim left due messages waiting for slots
+  bool lookahead_stale = false;  // guarded by `mutex`: wake() says new messages may be due
+  // email, sms → the host:port of their server, learned from the requests built: the part of
+  // a person's message's limit key that the message row does not have.
+  std::map<std::string, std::string> channel_destination;
+
   void notify() {
     {
       std::lock_guard lock(mutex);
       woken = true;
+      lookahead_stale = true;
     }
     cv.notify_all();
   }
@@ -412,6 +441,7 @@ struct Dispatcher::Impl {
     } else {
       flight.kind = m.channel;
       flight.limit_key = m.channel + " " + flight.destination;
+      channel_destination[m.channel] = flight.destination;
     }
     return std::make_pair(std::move(*request), std::move(flight));
   }
@@ -459,11 +489,20 @@ struct Dispatcher::Impl {
     return it->second;
   }
 
+  // The attempts a limit key may have in flight: a chat or webhook endpoint's
+  // destination_concurrency, an SMS or email server's server_concurrency.
+  static int slots_of(const std::string& key, int endpoint_slots, int server_slots) {
+    int slots = key.rfind("endpoint ", 0) == 0 ? endpoint_slots : server_slots;
+    return slots > 0 ? slots : kUnlimited;
+  }
+  int slots_of(const std::string& key) const {
+    return slots_of(key, options.destination_concurrency, options.server_concurrency);
+  }
+
   // Whether a prepared message must wait: its endpoint has its share of attempts in flight,
   // is out of tokens, or its destination's breaker is open. Otherwise it counts as in flight.
   std::optional<Hold> hold_back(const InFlight& f, Timestamp now) {
-    if (options.destination_concurrency > 0 &&
-        destination_flights[f.limit_key] >= options.destination_concurrency) {
+    if (destination_flights[f.limit_key] >= slots_of(f.limit_key)) {
       return Hold{now + options.busy_wait, "concurrency"};
     }
     if (auto it = paused_until.find(f.limit_key); it != paused_until.end()) {
@@ -849,21 +888,165 @@ struct Dispatcher::Impl {
     bool escalations = false;
     std::vector<schedule::EscalationOutcome> fired;
     int claim = 0;  // how many to claim; 0: no claim
+    // The claim's inputs: the lookahead (lent), how many more attempts each limit key may
+    // start (keys not listed: `default_budget`), and the contact channels' destinations.
+    Lookahead lookahead;
+    std::unordered_map<std::string, int> budget;
+    int endpoint_slots = 0;
+    int server_slots = 0;
+    std::map<std::string, std::string> channel_destination;
+    bool blocked = false;  // the claim left due messages for want of their endpoint's slots
     std::vector<Message> claimed;
     std::vector<Status> results;  // in the order of the writes; set once committed
     bool committed = false;       // guarded by `mutex`
   };
   std::shared_ptr<Pass> writing;  // the pass being committed, if any
 
-  // A pass is worth its commit once this many attempts wait to be recorded or this many slots
-  // are free: a commit has a fixed cost (the fsync, the pages it rewrites), so under load each
-  // should carry many messages, while the transport keeps at least 3/4 of its slots busy.
-  int batch_threshold() const { return std::max(1, options.concurrency / 4); }
+  // The limit key of a due message, as hold_back() will see it. A person's channel whose
+  // server no request has named yet gets a stand-in ("email ?"), so that even the first claim
+  // takes no more than a server's slots.
+  static std::string limit_key_of(const std::string& client_id, const std::string& channel,
+                                  const std::string& endpoint_id,
+                                  const std::map<std::string, std::string>& channel_destination) {
+    if (!endpoint_id.empty()) {
+      return "endpoint " + client_id + "/" + endpoint_id;
+    }
+    auto it = channel_destination.find(channel);
+    return channel + " " + (it == channel_destination.end() ? std::string("?") : it->second);
+  }
+
+  // How many more attempts each limit key may start now: its free slots. Keys not listed may
+  // start all their slots. `to_send`: claimed, not yet counted in destination_flights.
+  // (Rate limits, pauses and breakers are left to hold_back(): what they hold is put back to
+  // when it may go, so the queue says when to look again.)
+  std::unordered_map<std::string, int> budgets(const std::vector<Message>& to_send) {
+    std::unordered_map<std::string, int> out;
+    auto entry = [&](const std::string& key) -> int& {
+      return out.try_emplace(key, slots_of(key)).first->second;
+    };
+    for (const auto& [key, n] : destination_flights) {
+      entry(key) -= n;
+    }
+    for (const auto& m : to_send) {
+      entry(limit_key_of(m.client_id, m.channel, m.endpoint_id, channel_destination)) -= 1;
+    }
+    return out;
+  }
+
+  // The claim, on the writer thread: the first due messages whose limit key has budget left,
+  // up to pass.claim, from the lookahead (reading more as needed); each row is looked at once
+  // more at most, when its key gets slots again.
+  static Status claim_ahead(store::Repo& r, Pass& pass, Timestamp now) {
+    auto& la = pass.lookahead;
+    std::vector<std::string> picked;
+    auto budget_of = [&pass](const std::string& key) -> int& {
+      return pass.budget
+          .try_emplace(key, slots_of(key, pass.endpoint_slots, pass.server_slots))
+          .first->second;
+    };
+    // Rows parked under a stand-in key ("email ?") join their server's own once it is known:
+    // they count against its slots.
+    for (auto it = la.parked.begin(); it != la.parked.end();) {
+      const std::string& key = it->first;
+      auto channel = key.size() > 2 && key.ends_with(" ?") ? key.substr(0, key.size() - 2) : "";
+      auto known = pass.channel_destination.find(channel);
+      if (channel.empty() || known == pass.channel_destination.end()) {
+        ++it;
+        continue;
+      }
+      auto& own = la.parked[channel + " " + known->second];
+      own.insert(own.begin(), std::make_move_iterator(it->second.begin()),
+                 std::make_move_iterator(it->second.end()));
+      it = la.parked.erase(it);
+    }
+    for (auto it = la.parked.begin();
+         it != la.parked.end() && static_cast<int>(picked.size()) < pass.claim;) {
+      int& left = budget_of(it->first);
+      auto& rows = it->second;
+      while (left > 0 && !rows.empty() && static_cast<int>(picked.size()) < pass.claim) {
+        picked.push_back(std::move(rows.front().id));
+        rows.pop_front();
+        --la.parked_count;
+        --left;
+      }
+      if (rows.empty()) {
+        it = la.parked.erase(it);
+      } else {
+        pass.blocked = pass.blocked || left <= 0;
+        ++it;
+      }
+    }
+    bool full = false;
+    while (static_cast<int>(picked.size()) < pass.claim) {
+      if (la.rows.empty()) {
+        if (la.parked_count >= kMaxLookahead) {
+          full = true;
+          break;
+        }
+        auto more = r.due_after(now, la.read_to, kLookaheadChunk);
+        if (!more) {
+          return more.error();
+        }
+        if (more->empty()) {
+          break;
+        }
+        la.read_to = store::DuePosition{more->back().send_at, more->back().seq};
+        la.rows.insert(la.rows.end(), std::make_move_iterator(more->begin()),
+                       std::make_move_iterator(more->end()));
+      }
+      store::DueCandidate row = std::move(la.rows.front());
+      la.rows.pop_front();
+      auto key =
+          limit_key_of(row.client_id, row.channel, row.endpoint_id, pass.channel_destination);
+      int& left = budget_of(key);
+      if (left <= 0) {
+        pass.blocked = true;
+        la.parked[key].push_back(std::move(row));
+        ++la.parked_count;
+        continue;  // stays due, unclaimed, for a later pass
+      }
+      --left;
+      picked.push_back(std::move(row.id));
+    }
+    // Claimed now, or gone (cancelled, moved) since it was read: either way out of the
+    // lookahead.
+    for (const auto& id : picked) {
+      auto m = r.claim_one(id, now);
+      if (!m) {
+        return m.error();
+      }
+      if (*m) {
+        pass.claimed.push_back(std::move(**m));
+      }
+    }
+    if (full && static_cast<int>(picked.size()) < pass.claim) {
+      // Everything read ahead must wait: claim from the head as before the lookahead existed;
+      // hold_back() puts those back a little later, so the queue moves and nothing starves.
+      auto c = r.claim_due(now, pass.claim - static_cast<int>(picked.size()));
+      if (!c) {
+        return c.error();
+      }
+      pass.claimed.insert(pass.claimed.end(), std::make_move_iterator(c->begin()),
+                          std::make_move_iterator(c->end()));
+      la = Lookahead{};  // what it held may be claimed now
+    }
+    return {};
+  }
+
+  // A pass is worth its commit once a quarter of the attempts out (in flight or finished)
+  // have finished, or as many slots are free: a commit has a fixed cost (the fsync, the pages
+  // it rewrites), so under load each should carry many messages, while the transport keeps
+  // at least 3/4 of what it can carry busy.
+  int batch_threshold(int in_flight_now, size_t finished) const {
+    int out = std::min(options.concurrency, in_flight_now + static_cast<int>(finished));
+    return std::max(1, out / 4);
+  }
 
   // Starts the next pass when it is worth a commit: returns false, and when to look again,
   // when not. `to_send` is what the last pass claimed and is not yet handed to the transport:
   // it counts against the concurrency.
-  bool start_pass(size_t to_send, bool stopping_now, SteadyTime& look_again) {
+  bool start_pass(const std::vector<Message>& to_send, bool stopping_now,
+                  SteadyTime& look_again) {
     rewrite_failed();
     auto steady = std::chrono::steady_clock::now();
     size_t pending = 0;
@@ -877,14 +1060,23 @@ struct Dispatcher::Impl {
       }
     }
     int capacity =
-        stopping_now ? 0 : options.concurrency - in_flight_now - static_cast<int>(to_send);
-    int threshold = batch_threshold();
+        stopping_now ? 0 : options.concurrency - in_flight_now - static_cast<int>(to_send.size());
+    int threshold = batch_threshold(in_flight_now, pending);
     // A read first: claiming takes the writer, and most wake-ups find nothing due yet.
     auto next = store.read<std::optional<Timestamp>>([](store::Repo& r) { return r.next_due(); });
     auto now = clock.now();
     bool due = next && next->has_value() && **next <= now;
-    bool idle = in_flight_now == 0 && to_send == 0;
-    bool claim_now = capacity > 0 && due && (capacity >= threshold || idle);
+    bool idle = in_flight_now == 0 && to_send.empty();
+    bool stale = false;
+    {
+      std::lock_guard lock(mutex);
+      stale = lookahead_stale;
+    }
+    // After a claim that left due messages waiting for their endpoint's slots, the next one
+    // waits for finished attempts (they free the slots and are recorded in the same pass) or
+    // for new messages: not a commit per freed slot.
+    bool may_claim = idle || (capacity >= threshold && (!claim_short || stale));
+    bool claim_now = capacity > 0 && due && may_claim;
     bool write_now =
         pending > 0 && (stopping_now || idle || static_cast<int>(pending) >= threshold ||
                         steady - pending_since >= kFlushAfter || claim_now);
@@ -893,7 +1085,7 @@ struct Dispatcher::Impl {
       if (pending > 0) {
         look_again = std::min(look_again, pending_since + kFlushAfter);
       }
-      if (capacity >= threshold && next && next->has_value()) {
+      if (may_claim && capacity >= threshold && next && next->has_value()) {
         look_again = std::min(look_again, steady + std::max(Millis{0}, std::chrono::duration_cast<Millis>(**next - now)));
       }
       if (!unrecorded.empty() || !undeferred.empty()) {
@@ -931,12 +1123,24 @@ struct Dispatcher::Impl {
     }
     if (capacity > 0 && due) {
       pass->claim = capacity;
-      jobs.push_back([p = pass.get(), now, capacity](store::Repo& r) -> Status {
-        auto c = r.claim_due(now, capacity);
-        if (!c) {
-          return c.error();
+      bool stale = false;
+      {
+        std::lock_guard lock(mutex);
+        std::swap(stale, lookahead_stale);
+      }
+      if (stale || steady - lookahead.since >= options.poll_interval) {
+        lookahead = Lookahead{};
+        lookahead.since = steady;
+      }
+      pass->lookahead = std::move(lookahead);
+      pass->budget = budgets(to_send);
+      pass->endpoint_slots = options.destination_concurrency;
+      pass->server_slots = options.server_concurrency;
+      pass->channel_destination = channel_destination;
+      jobs.push_back([p = pass.get(), now](store::Repo& r) -> Status {
+        if (auto st = claim_ahead(r, *p, now); !st) {
+          return st;
         }
-        p->claimed = std::move(*c);
         // The next update of a repeating message is stored with the claim, atomically.
         return schedule::schedule_repeats(r, p->claimed, now);
       });
@@ -971,10 +1175,13 @@ struct Dispatcher::Impl {
       after_escalations(pass.results[i++], pass.fired);
     }
     if (pass.claim > 0) {
+      claim_short = pass.blocked && static_cast<int>(pass.claimed.size()) < pass.claim;
+      lookahead = std::move(pass.lookahead);
       if (const Status& st = pass.results[i++]; !st) {
         // Not committed: nothing was claimed, whatever the write had read.
         spdlog::error("cannot claim due messages: {}", st.error().message);
         pass.claimed.clear();
+        lookahead = Lookahead{};
       }
     }
     return std::move(pass.claimed);
@@ -1007,7 +1214,7 @@ struct Dispatcher::Impl {
                        std::make_move_iterator(claimed.end()));
       }
       SteadyTime look_again{};
-      bool started = !writing && start_pass(to_send.size(), stopping_now, look_again);
+      bool started = !writing && start_pass(to_send, stopping_now, look_again);
       bool sent = !to_send.empty();
       if (sent) {
         dispatch_claimed(to_send);
@@ -1025,8 +1232,8 @@ struct Dispatcher::Impl {
       }
       // Until new work, enough finished attempts for a pass, the last attempt back, or the
       // oldest finished attempt has waited kFlushAfter.
-      int threshold = batch_threshold();
-      while (!woken && !stopping && static_cast<int>(completions.size()) < threshold &&
+      while (!woken && !stopping &&
+             static_cast<int>(completions.size()) < batch_threshold(in_flight, completions.size()) &&
              !(in_flight == 0 && !completions.empty())) {
         auto deadline = look_again;
         if (!completions.empty()) {
@@ -1095,9 +1302,9 @@ Status Dispatcher::start() {
   }
   const auto& o = impl_->options;
   spdlog::info(
-      "dispatcher: {} in flight, {} per endpoint; a destination failing {} times in a row "
-      "pauses {} (up to {}); {} rate limit(s)",
-      o.concurrency, o.destination_concurrency, o.breaker.failure_threshold,
+      "dispatcher: {} in flight, {} per endpoint, {} per SMS or email server; a destination "
+      "failing {} times in a row pauses {} (up to {}); {} rate limit(s)",
+      o.concurrency, o.destination_concurrency, o.server_concurrency, o.breaker.failure_threshold,
       format_duration(o.breaker.cool_down), format_duration(o.breaker.max_cool_down),
       o.rate_limits.size());
   impl_->thread = std::thread([this] { impl_->run(); });

@@ -38,7 +38,7 @@ namespace herald::dispatch {
 std::vector<Millis> default_retry_schedule();
 
 struct DispatcherOptions {
-  int concurrency = 16;  // attempts in flight at once
+  int concurrency = 64;  // attempts in flight at once
   // The wait after the first, second, ... failed attempt; the last step repeats.
   std::vector<Millis> retry_schedule = default_retry_schedule();
   double retry_jitter = 0.2;          // each wait is drawn from [1 - jitter, 1] x its step
@@ -52,7 +52,8 @@ struct DispatcherOptions {
   Millis poll_interval{1'000};  // a safety net; new work wakes the dispatcher at once
   // Per destination (DESIGN: one bad endpoint must never delay the others).
   BreakerOptions breaker;           // keyed by host:port
-  int destination_concurrency = 4;  // in flight per endpoint (SMS, email: per server); 0: no limit
+  int destination_concurrency = 4;  // in flight per chat or webhook endpoint; 0: no limit
+  int server_concurrency = 16;      // in flight per SMS or email provider server; 0: no limit
   // By kind (slack, teams, ..., webhook, sms, email); chat and webhook per endpoint.
   std::map<std::string, Rate> rate_limits = {{"slack", Rate{1, 1}}, {"sms", Rate{1, 1}}};
   Millis busy_wait{1'000};  // a message held back by the concurrency limit waits this

@@ -560,6 +560,65 @@ Result<std::vector<Message>> Repo::claim_due(Timestamp now, int limit) {
       [&](Statement& s) { s.bind(1, to_ms(now)).bind(2, limit); }, message_row);
 }
 
+Result<std::vector<DueCandidate>> Repo::due_after(Timestamp now, std::optional<DuePosition> after,
+                                                  int limit) {
+  auto row = [](Statement& s) {
+    return DueCandidate{from_ms(s.integer(0)), s.integer(1), s.text(2), s.text(3),
+                        s.text(4),             s.text(5),    s.text(6)};
+  };
+  const std::string columns =
+      "SELECT send_at, seq, id, client_id, channel, contact_id, endpoint_id "
+      "FROM messages INDEXED BY messages_due WHERE status IN ('scheduled', 'retrying') AND ";
+  if (!after) {
+    return select_rows<DueCandidate>(
+        db_, columns + "send_at <= ?1 ORDER BY send_at, seq LIMIT ?2",
+        [&](Statement& s) { s.bind(1, to_ms(now)).bind(2, limit); }, row);
+  }
+  // Two ranges the index seeks to (a row value (send_at, seq) > (?, ?) makes SQLite read the
+  // whole send_at group again, and a fan-out's messages share one send_at): the rest of the
+  // last row's send_at, then the later ones.
+  auto same = select_rows<DueCandidate>(
+      db_, columns + "send_at = ?1 AND seq > ?2 AND send_at <= ?3 ORDER BY seq LIMIT ?4",
+      [&](Statement& s) {
+        s.bind(1, to_ms(after->send_at)).bind(2, after->seq).bind(3, to_ms(now)).bind(4, limit);
+      },
+      row);
+  if (!same || static_cast<int>(same->size()) >= limit) {
+    return same;
+  }
+  auto later = select_rows<DueCandidate>(
+      db_, columns + "send_at > ?1 AND send_at <= ?2 ORDER BY send_at, seq LIMIT ?3",
+      [&](Statement& s) {
+        s.bind(1, to_ms(after->send_at)).bind(2, to_ms(now));
+        s.bind(3, limit - static_cast<int>(same->size()));
+      },
+      row);
+  if (!later) {
+    return later.error();
+  }
+  same->insert(same->end(), std::make_move_iterator(later->begin()),
+               std::make_move_iterator(later->end()));
+  return same;
+}
+
+Result<std::optional<Message>> Repo::claim_one(std::string_view id, Timestamp now) {
+  static const std::string sql =
+      "UPDATE messages SET status = 'sending', attempts = attempts + 1, "
+      "first_attempt_at = COALESCE(first_attempt_at, ?2) WHERE id = ?1 "
+      "AND status IN ('scheduled', 'retrying') AND send_at <= ?2 RETURNING " +
+      kMessageColumns;
+  auto claimed = select_rows<Message>(
+      db_, sql,
+      [&](Statement& s) { s.bind(1, id).bind(2, to_ms(now)); }, message_row);
+  if (!claimed) {
+    return claimed.error();
+  }
+  if (claimed->empty()) {
+    return std::optional<Message>{};
+  }
+  return std::optional<Message>(std::move(claimed->front()));
+}
+
 Status Repo::defer_claimed(std::string_view id, Timestamp send_at) {
   return as_status(execute(
       db_,

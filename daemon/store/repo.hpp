@@ -116,6 +116,23 @@ struct StatusCount {
   int64_t count = 0;
 };
 
+// A due message's place in the queue (send_at, seq) and what the dispatcher's limits key it
+// by, read ahead of claiming it.
+struct DueCandidate {
+  Timestamp send_at{};
+  int64_t seq = 0;
+  std::string id;
+  std::string client_id;
+  std::string channel;
+  std::string contact_id;
+  std::string endpoint_id;
+};
+// A position in due order: (send_at, seq).
+struct DuePosition {
+  Timestamp send_at{};
+  int64_t seq = 0;
+};
+
 // Messages due now and not yet sent (status scheduled or retrying, send_at <= now).
 struct DueQueue {
   int64_t scheduled = 0;
@@ -215,6 +232,13 @@ class Repo {
                                                  std::string_view reason);
   // Marks up to `limit` due messages `sending`, counting the attempt; returns them.
   Result<std::vector<Message>> claim_due(Timestamp now, int limit);
+  // Up to `limit` messages due at `now` (scheduled or retrying, send_at <= now) in due order
+  // (send_at, seq), after `after` (from the first when nullopt). Nothing is changed.
+  Result<std::vector<DueCandidate>> due_after(Timestamp now, std::optional<DuePosition> after,
+                                              int limit);
+  // Claims one message, as claim_due does, if it is still due at `now`; nullopt when it is not
+  // (cancelled, claimed, moved) since it was read.
+  Result<std::optional<Message>> claim_one(std::string_view id, Timestamp now);
   // Puts a claimed message back without counting its attempt (the dispatcher held it back):
   // `retrying` when it had been tried before, else `scheduled`, due at send_at.
   Status defer_claimed(std::string_view id, Timestamp send_at);

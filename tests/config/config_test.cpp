@@ -56,7 +56,7 @@ TEST(ConfigTest, EmptyFileGivesDefaults) {
   EXPECT_TRUE(config->tokens.empty());
   EXPECT_FALSE(config->smtp.has_value());
   EXPECT_FALSE(config->sms.has_value());
-  EXPECT_EQ(config->delivery.concurrency, 16);
+  EXPECT_EQ(config->delivery.concurrency, 64);
   EXPECT_EQ(config->delivery.attempt_timeout, Millis(30'000));
   EXPECT_EQ(config->delivery.retry_horizon, Millis(24h));
   EXPECT_EQ(config->delivery.max_backoff, Millis(0));  // none: the retry schedule decides

@@ -19,7 +19,9 @@ Getenv no_env() {
 TEST(DeliveryConfig, Defaults) {
   auto c = parse_config("", "h.toml", no_env());
   ASSERT_TRUE(c) << c.error().message;
+  EXPECT_EQ(c->delivery.concurrency, 64);
   EXPECT_EQ(c->delivery.destination_concurrency, 4);
+  EXPECT_EQ(c->delivery.server_concurrency, 16);
   EXPECT_EQ(c->delivery.breaker_threshold, 5);
   EXPECT_EQ(c->delivery.breaker_cool_down, Millis{30'000});
   EXPECT_EQ(c->delivery.breaker_max_cool_down, Millis{300'000});
@@ -45,6 +47,28 @@ rate_limits = { webhook = "20/s", teams = "4/s burst 4", sms = "none" }
   EXPECT_EQ(c->delivery.rate_limits,
             (std::map<std::string, std::string>{
                 {"slack", "1/s"}, {"sms", "none"}, {"teams", "4/s burst 4"}, {"webhook", "20/s"}}));
+}
+
+// server_concurrency limits SMS and email servers; a configuration that sets only
+// destination_concurrency (written when that key limited every destination) keeps its meaning.
+TEST(DeliveryConfig, ServerConcurrency) {
+  auto both = parse_config("[delivery]\ndestination_concurrency = 2\nserver_concurrency = 40\n",
+                           "h.toml", no_env());
+  ASSERT_TRUE(both) << both.error().message;
+  EXPECT_EQ(both->delivery.destination_concurrency, 2);
+  EXPECT_EQ(both->delivery.server_concurrency, 40);
+  auto old = parse_config("[delivery]\ndestination_concurrency = 2\n", "h.toml", no_env());
+  ASSERT_TRUE(old) << old.error().message;
+  EXPECT_EQ(old->delivery.server_concurrency, 2);
+  auto server = parse_config("[delivery]\nserver_concurrency = 8\n", "h.toml", no_env());
+  ASSERT_TRUE(server) << server.error().message;
+  EXPECT_EQ(server->delivery.destination_concurrency, 4);
+  EXPECT_EQ(server->delivery.server_concurrency, 8);
+  auto bad = parse_config("[delivery]\nserver_concurrency = 0\n", "h.toml", no_env());
+  ASSERT_FALSE(bad);
+  EXPECT_NE(bad.error().message.find("delivery.server_concurrency: expected 1 to 1024, got 0"),
+            std::string::npos)
+      << bad.error().message;
 }
 
 TEST(DeliveryConfig, RetryScheduleDefaultAndConfigured) {

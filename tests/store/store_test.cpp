@@ -305,6 +305,31 @@ TEST_F(StoreTest, ConcurrentWritesShareCommits) {
   EXPECT_LE(store_->commits(), kThreads * kPerThread);
 }
 
+// Writes queued together share one commit; each keeps its own status, and one failing leaves
+// the others written.
+TEST_F(StoreTest, WritesQueuedTogetherShareOneCommit) {
+  auto commits_before = store_->commits();
+  std::vector<Store::WriteFn> fns;
+  fns.push_back([](Repo& r) { return r.set_meta("a", "1"); });
+  fns.push_back([](Repo&) -> Status {
+    return make_error(ErrorKind::conflict, "nope", "this write fails");
+  });
+  fns.push_back([](Repo& r) { return r.set_meta("b", "2"); });
+  auto results = store_->write_sync(std::move(fns));
+  ASSERT_EQ(results.size(), 3u);
+  EXPECT_TRUE(results[0]);
+  ASSERT_FALSE(results[1]);
+  EXPECT_EQ(results[1].error().code, "nope");
+  EXPECT_TRUE(results[2]);
+  EXPECT_EQ(store_->commits(), commits_before + 1);
+  for (auto [key, value] : {std::pair{"a", "1"}, std::pair{"b", "2"}}) {
+    auto v = store_->read<std::optional<std::string>>([&](Repo& r) { return r.meta(key); });
+    ASSERT_TRUE(v && v->has_value()) << key;
+    EXPECT_EQ(**v, value);
+  }
+  EXPECT_TRUE(store_->write_sync(std::vector<Store::WriteFn>{}).empty());
+}
+
 Message make_message(const std::string& id, Timestamp send_at) {
   Message m;
   m.id = id;
@@ -359,6 +384,70 @@ TEST_F(StoreTest, ClaimsDueMessagesOnceAndRequeuesInterrupted) {
   EXPECT_EQ((*attempts)[0].outcome, AttemptOutcome::retryable);
   auto m1 = store_->read<std::optional<Message>>([](Repo& r) { return r.message("m1"); });
   EXPECT_EQ((*m1)->status, MessageStatus::retrying);
+}
+
+// The dispatcher reads due messages ahead of claiming them, in due order (send_at, seq), a
+// chunk at a time from where the last chunk ended, even inside a group sharing one send_at (a
+// fan-out's); claim_one claims a read message only if it is still due.
+TEST_F(StoreTest, DueAfterReadsInDueOrderAndClaimOneOnlyWhatIsStillDue) {
+  ASSERT_TRUE(write([](Repo& r) -> Status {
+    // m0..m5 due at 10 s (inserted in that order), m6 at 20 s, m7 at 40 s (not due at 30 s).
+    for (int i = 0; i < 8; ++i) {
+      auto m = make_message("m" + std::to_string(i), at(i < 6 ? 10 : i == 6 ? 20 : 40));
+      m.channel = i % 2 ? "sms" : "email";
+      if (auto ins = r.insert_message(m); !ins) {
+        return ins.error();
+      }
+    }
+    return {};
+  }));
+  std::vector<std::string> order;
+  std::vector<std::string> channels;
+  std::optional<DuePosition> after;
+  int chunks = 0;
+  while (true) {
+    auto chunk = store_->read<std::vector<DueCandidate>>(
+        [&](Repo& r) { return r.due_after(at(30), after, 4); });
+    ASSERT_TRUE(chunk) << chunk.error().message;
+    if (chunk->empty()) {
+      break;
+    }
+    ++chunks;
+    for (const auto& c : *chunk) {
+      order.push_back(c.id);
+      channels.push_back(c.channel);
+      EXPECT_EQ(c.client_id, "acme");
+      EXPECT_EQ(c.contact_id, "dana");
+    }
+    after = DuePosition{chunk->back().send_at, chunk->back().seq};
+  }
+  EXPECT_EQ(chunks, 2);
+  EXPECT_EQ(order, (std::vector<std::string>{"m0", "m1", "m2", "m3", "m4", "m5", "m6"}));
+  EXPECT_EQ(channels[1], "sms");
+
+  ASSERT_TRUE(write([](Repo& r) -> Status {
+    auto m1 = r.claim_one("m1", at(30));
+    EXPECT_TRUE(m1 && m1->has_value());
+    if (m1 && *m1) {
+      EXPECT_EQ((*m1)->status, MessageStatus::sending);
+      EXPECT_EQ((*m1)->attempts, 1);
+      EXPECT_EQ((*m1)->first_attempt_at, at(30));
+    }
+    auto again = r.claim_one("m1", at(30));  // claimed already
+    EXPECT_TRUE(again && !again->has_value());
+    auto early = r.claim_one("m7", at(30));  // not due yet
+    EXPECT_TRUE(early && !early->has_value());
+    auto unknown = r.claim_one("nope", at(30));
+    EXPECT_TRUE(unknown && !unknown->has_value());
+    return {};
+  }));
+  // A claimed message is no longer due: the next read from the start skips it.
+  auto rest = store_->read<std::vector<DueCandidate>>(
+      [&](Repo& r) { return r.due_after(at(30), std::nullopt, 100); });
+  ASSERT_TRUE(rest);
+  ASSERT_EQ(rest->size(), 6u);
+  EXPECT_EQ((*rest)[0].id, "m0");
+  EXPECT_EQ((*rest)[1].id, "m2");
 }
 
 TEST_F(StoreTest, MessagePagesWithFiltersAndCursor) {
