@@ -339,9 +339,14 @@ struct Dispatcher::Impl {
     return out;
   }
 
+  // The template data the messages of one event share, built once per batch.
+  using SharedContexts = std::map<const Shared*, std::unique_ptr<render::SharedContext>>;
+
   // Builds the request for one claimed message, or the outcome that ends it without sending.
+  // (`loaded` outlives `contexts`, which is keyed by what it holds.)
   Result<std::pair<channels::Request, InFlight>> prepare(const Message& m,
-                                                         Result<Loaded> loaded) {
+                                                         const Result<Loaded>& loaded,
+                                                         SharedContexts& contexts) {
     if (!loaded) {
       return loaded.error();
     }
@@ -394,7 +399,12 @@ struct Dispatcher::Impl {
         ctx.ack_url = ack_url(options.public_url, options.ack_key, m.id);
       }
     }
-    auto rendered = renderer.render(ctx, m.channel, endpoint_type, &shared.templates);
+    auto& shared_ctx = contexts[&shared];
+    if (!shared_ctx) {
+      shared_ctx = std::make_unique<render::SharedContext>(ctx);
+    }
+    auto rendered =
+        renderer.render(ctx, m.channel, endpoint_type, &shared.templates, shared_ctx.get());
     if (!rendered) {
       return rendered.error();
     }
@@ -595,18 +605,14 @@ struct Dispatcher::Impl {
     }
   }
 
-  // Stores what an attempt sent and, the first time (or when a retry rendered something else),
-  // says so in the audit trail: the templates and versions, and hashes of the content. The
-  // chain holds hashes only, so the stored body can be pruned later and the chain still holds.
-  static Status record_content(store::Repo& r, const InFlight& flight, Timestamp now) {
-    auto before = r.content(flight.message.id);
-    if (!before) {
-      return before.error();
-    }
-    if (auto s = r.set_content(flight.message.id, flight.content); !s) {
-      return s;
-    }
-    if (before->has_value() && (*before)->content_hash == flight.content.content_hash) {
+  // The first time an attempt sends a message (or when a retry rendered something else than
+  // `before`, the content hash stored until now), says so in the audit trail: the templates
+  // and versions, and hashes of the content. The chain holds hashes only, so the stored body
+  // can be pruned later and the chain still holds. (The content itself is stored with the
+  // outcome, by finish_attempt.)
+  static Status audit_content(store::Repo& r, const InFlight& flight,
+                              const std::optional<std::string>& before, Timestamp now) {
+    if (before && *before == flight.content.content_hash) {
       return {};
     }
     const auto& c = flight.content;
@@ -671,17 +677,26 @@ struct Dispatcher::Impl {
         const auto& flight = done[i].flight;
         const auto& [attempt, decision] = rows[i];
         if (!flight.content.content_hash.empty()) {
-          if (auto s = record_content(r, flight, now); !s) {
+          // What was sent is stored with the outcome, and audited when it is new.
+          auto before = r.content_hash(flight.message.id);
+          if (!before) {
+            return before.error();
+          }
+          if (auto s = audit_content(r, flight, *before, now); !s) {
             return s;
           }
         }
         if (auto s = r.record_attempt(attempt); !s) {
           return s;
         }
-        if (auto s = r.finish_attempt(flight.message.id, decision.status, decision.send_at,
-                                      decision.delivered_at, decision.last_error);
-            !s) {
-          return s;
+        Status finished =
+            flight.content.content_hash.empty()
+                ? r.finish_attempt(flight.message.id, decision.status, decision.send_at,
+                                   decision.delivered_at, decision.last_error)
+                : r.finish_attempt(flight.message.id, decision.status, decision.send_at,
+                                   decision.delivered_at, decision.last_error, flight.content);
+        if (!finished) {
+          return finished;
         }
         nlohmann::json data{{"message", flight.message.id},
                             {"channel", flight.message.channel},
@@ -774,11 +789,12 @@ struct Dispatcher::Impl {
   // pass's commit.
   void dispatch_claimed(std::vector<Message>& claimed) {
     auto loaded = load(claimed);
+    SharedContexts contexts;
     std::vector<std::pair<channels::Request, InFlight>> ready;
     ready.reserve(claimed.size());
     for (size_t i = 0; i < claimed.size(); ++i) {
       const Message& m = claimed[i];
-      auto prepared = prepare(m, std::move(loaded[i]));
+      auto prepared = prepare(m, loaded[i], contexts);
       if (!prepared) {
         const Error& e = prepared.error();
         channels::Outcome o;
@@ -1010,15 +1026,11 @@ struct Dispatcher::Impl {
     }
     // Claimed now, or gone (cancelled, moved) since it was read: either way out of the
     // lookahead.
-    for (const auto& id : picked) {
-      auto m = r.claim_one(id, now);
-      if (!m) {
-        return m.error();
-      }
-      if (*m) {
-        pass.claimed.push_back(std::move(**m));
-      }
+    auto claimed = r.claim_ids(picked, now);
+    if (!claimed) {
+      return claimed.error();
     }
+    pass.claimed = std::move(*claimed);
     if (full && static_cast<int>(picked.size()) < pass.claim) {
       // Everything read ahead must wait: claim from the head as before the lookahead existed;
       // hold_back() puts those back a little later, so the queue moves and nothing starves.

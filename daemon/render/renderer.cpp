@@ -63,6 +63,13 @@ std::optional<Escape> escape_for(std::string_view channel_part) {
   return std::nullopt;
 }
 
+// The part of the context that is about the person a message goes to (context_json's
+// `contact` and `ack_url`).
+nlohmann::json person_json(const TemplateContext& ctx) {
+  return {{"contact", {{"name", ctx.contact_name}, {"role", ctx.contact_role}}},
+          {"ack_url", ctx.ack_url}};
+}
+
 // Mustache sections treat every string as true; "" and null become false so that
 // `{{#ack_url}}...{{/ack_url}}` disappears when there is no link. Numbers become strings
 // (kainjow would turn them into booleans).
@@ -148,6 +155,28 @@ Result<std::string> render_once(mstch::mustache& tmpl, const mstch::data& data,
   return out;
 }
 
+// The data a template sees: the person's (contact, ack_url, partials) over what the messages
+// of one event share. A name is looked up in the first, then the second.
+struct Layers {
+  const mstch::data* shared;
+  const mstch::data* person;
+};
+
+Result<std::string> render_once(mstch::mustache& tmpl, const Layers& layers,
+                                const Escape& escape) {
+  if (layers.person == nullptr) {
+    return render_once(tmpl, *layers.shared, escape);
+  }
+  tmpl.set_custom_escape(escape);
+  mstch::context<std::string> context(layers.shared);
+  context.push(layers.person);
+  std::string out = tmpl.render(context);
+  if (!tmpl.is_valid()) {
+    return template_error("render failed: " + tmpl.error_message());
+  }
+  return out;
+}
+
 // kainjow's render() mutates the template and a render error leaves it unusable for good, so
 // a shared template is never rendered itself: each render borrows a private copy from a small
 // pool (copying the parsed tree costs about as much as rendering) and returns it if it is
@@ -157,7 +186,7 @@ class TemplatePool {
   explicit TemplatePool(std::shared_ptr<const mstch::mustache> prototype)
       : prototype_(std::move(prototype)) {}
 
-  Result<std::string> render(const mstch::data& data, const Escape& escape) const {
+  Result<std::string> render(const Layers& data, const Escape& escape) const {
     std::unique_ptr<mstch::mustache> tmpl;
     {
       std::lock_guard lock(mutex_);
@@ -744,12 +773,43 @@ std::optional<std::string> Renderer::shipped_source(std::string_view name) const
   return it->second;
 }
 
+struct SharedContext::Data {
+  mstch::data data;  // the whole context but the person's part
+  std::string webhook_payload;
+};
+
+SharedContext::SharedContext(const TemplateContext& ctx) : ctx_(ctx) {
+  ctx_.contact_name.clear();
+  ctx_.contact_role.clear();
+  ctx_.ack_url.clear();
+  data_ = std::make_unique<Data>(Data{to_data(context_json(ctx_)), webhook_payload(ctx_)});
+}
+
+SharedContext::~SharedContext() = default;
+
+bool SharedContext::matches(const TemplateContext& c) const {
+  // Every field of TemplateContext but the person's (contact_name, contact_role, ack_url).
+  // Deadline notices count `obligation.remaining` from their own `now`: never shared.
+  return !c.obligation && !ctx_.obligation && c.client_id == ctx_.client_id &&
+         c.client_name == ctx_.client_name && c.incident_id == ctx_.incident_id &&
+         c.incident_title == ctx_.incident_title && c.severity == ctx_.severity &&
+         c.phase == ctx_.phase && c.previous_phase == ctx_.previous_phase &&
+         c.event_id == ctx_.event_id && c.summary == ctx_.summary &&
+         c.occurred_at == ctx_.occurred_at && c.details_json == ctx_.details_json &&
+         c.update_number == ctx_.update_number && c.drill == ctx_.drill &&
+         c.locale == ctx_.locale;
+}
+
 Result<RenderedMessage> Renderer::render(const TemplateContext& ctx, std::string_view channel,
                                          std::string_view endpoint_type,
-                                         const TemplateSet* overrides) const {
+                                         const TemplateSet* overrides,
+                                         const SharedContext* shared) const {
   RenderedMessage message;
+  if (shared != nullptr && !shared->matches(ctx)) {
+    shared = nullptr;
+  }
   if (channel == kChannelWebhook) {
-    message.payload_json = webhook_payload(ctx);
+    message.payload_json = shared ? shared->data_->webhook_payload : webhook_payload(ctx);
     return message;
   }
   std::vector<std::string_view> parts;
@@ -807,7 +867,9 @@ Result<RenderedMessage> Renderer::render(const TemplateContext& ctx, std::string
     return std::nullopt;
   };
 
-  mstch::data data = to_data(context_json(ctx));
+  // The whole context, or the person's part over the shared one; partials go with the first.
+  mstch::data own = to_data(shared ? person_json(ctx) : context_json(ctx));
+  Layers data = shared ? Layers{&shared->data_->data, &own} : Layers{&own, nullptr};
   std::map<std::string, std::string> partials;
   std::vector<std::string> partial_names = shipped_partial_names();
   bool stored_partials = false;
@@ -828,7 +890,7 @@ Result<RenderedMessage> Renderer::render(const TemplateContext& ctx, std::string
           shipped_partials && found->second.pool && found->first == "partial." + name;
     }
   }
-  if (auto added = add_partials(data, partials, !stored_partials); !added) {
+  if (auto added = add_partials(own, partials, !stored_partials); !added) {
     return template_error("client " + ctx.client_id + ": " + added.error().message);
   }
 
@@ -1277,6 +1339,7 @@ nlohmann::json obligation_json(const TemplateContext& ctx) {
 }  // namespace
 
 nlohmann::json context_json(const TemplateContext& ctx) {
+  nlohmann::json person = person_json(ctx);
   nlohmann::json phase = {{"id", to_string(ctx.phase)},
                           {"label", phase_label(ctx.phase)},
                           {"number", std::to_string(phase_number(ctx.phase))}};
@@ -1301,8 +1364,8 @@ nlohmann::json context_json(const TemplateContext& ctx) {
         {"summary", ctx.summary},
         {"occurred_at", format_rfc3339(ctx.occurred_at)},
         {"details", stringify_scalars(parse_details(ctx.details_json))}}},
-      {"contact", {{"name", ctx.contact_name}, {"role", ctx.contact_role}}},
-      {"ack_url", ctx.ack_url},
+      {"contact", std::move(person["contact"])},
+      {"ack_url", std::move(person["ack_url"])},
       {"update", {{"number", std::to_string(ctx.update_number)}}},
       {"drill", ctx.drill},
       {"obligation", obligation_json(ctx)},

@@ -72,6 +72,25 @@ struct RenderedMessage {
 using OverrideLookup =
     std::function<std::optional<std::string>(std::string_view client_id, std::string_view name)>;
 
+// What the messages of one event have in common, prepared once for all of them: the
+// template data but for the person (contact, ack_url), and the webhook payload. render() uses
+// it for a message whose context matches it in everything else, and builds its own otherwise.
+class SharedContext {
+ public:
+  explicit SharedContext(const TemplateContext& ctx);
+  ~SharedContext();
+  SharedContext(const SharedContext&) = delete;
+  SharedContext& operator=(const SharedContext&) = delete;
+  // Whether CTX differs from the one this was made of in nothing but the person.
+  bool matches(const TemplateContext& ctx) const;
+
+ private:
+  friend class Renderer;
+  struct Data;
+  TemplateContext ctx_;
+  std::unique_ptr<Data> data_;
+};
+
 class Renderer {
  public:
   // Compiles every shipped template (embedded in the binary at build time); an error names
@@ -88,9 +107,11 @@ class Renderer {
   // OVERRIDES, when given, are the client's and everyone's stored templates (the store's
   // current_templates()) and replace the OverrideLookup. Partials ({{> footer}} is
   // "partial.footer") and locale variants (NAME.LOCALE before NAME) follow the same order.
+  // SHARED, when given and matching CTX, saves building what the messages of one event share.
   Result<RenderedMessage> render(const TemplateContext& ctx, std::string_view channel,
                                  std::string_view endpoint_type = {},
-                                 const TemplateSet* overrides = nullptr) const;
+                                 const TemplateSet* overrides = nullptr,
+                                 const SharedContext* shared = nullptr) const;
 
   // Every shipped template name, sorted ("any.email.html", "closed.email.subject", ...).
   std::vector<std::string> shipped_names() const;

@@ -1,6 +1,8 @@
 #include "daemon/store/repo.hpp"
 
+#include <algorithm>
 #include <nlohmann/json.hpp>
+#include <unordered_map>
 
 #include "daemon/core/crypto.hpp"
 #include "daemon/store/json_writer.hpp"
@@ -601,22 +603,35 @@ Result<std::vector<DueCandidate>> Repo::due_after(Timestamp now, std::optional<D
   return same;
 }
 
-Result<std::optional<Message>> Repo::claim_one(std::string_view id, Timestamp now) {
+Result<std::vector<Message>> Repo::claim_ids(const std::vector<std::string>& ids,
+                                             Timestamp now) {
+  if (ids.empty()) {
+    return std::vector<Message>{};
+  }
   static const std::string sql =
       "UPDATE messages SET status = 'sending', attempts = attempts + 1, "
-      "first_attempt_at = COALESCE(first_attempt_at, ?2) WHERE id = ?1 "
-      "AND status IN ('scheduled', 'retrying') AND send_at <= ?2 RETURNING " +
+      "first_attempt_at = COALESCE(first_attempt_at, ?2) "
+      "WHERE id IN (SELECT value FROM json_each(?1)) "
+      // `+`: not an index for these terms. Offered messages_status, the planner scans every
+      // waiting message and probes the list: O(backlog) per claim.
+      "AND +status IN ('scheduled', 'retrying') AND +send_at <= ?2 RETURNING " +
       kMessageColumns;
+  std::string list = nlohmann::json(ids).dump(-1, ' ', false,
+                                              nlohmann::json::error_handler_t::replace);
   auto claimed = select_rows<Message>(
-      db_, sql,
-      [&](Statement& s) { s.bind(1, id).bind(2, to_ms(now)); }, message_row);
+      db_, sql, [&](Statement& s) { s.bind(1, list).bind(2, to_ms(now)); }, message_row);
   if (!claimed) {
     return claimed.error();
   }
-  if (claimed->empty()) {
-    return std::optional<Message>{};
+  // In the order asked for (RETURNING has none of its own).
+  std::unordered_map<std::string_view, size_t> position;
+  for (size_t i = 0; i < ids.size(); ++i) {
+    position.emplace(ids[i], i);
   }
-  return std::optional<Message>(std::move(claimed->front()));
+  std::sort(claimed->begin(), claimed->end(), [&position](const Message& a, const Message& b) {
+    return position[a.id] < position[b.id];
+  });
+  return claimed;
 }
 
 Status Repo::defer_claimed(std::string_view id, Timestamp send_at) {
@@ -705,6 +720,29 @@ Status Repo::set_content(std::string_view id, const MessageContent& c) {
         s.bind(1, id).bind(2, c.address).bind(3, c.subject).bind(4, c.body).bind(5, c.content_hash);
         s.bind(6, c.templates).bind_optional(7, c.sms_segments);
       }));
+}
+
+Status Repo::finish_attempt(std::string_view id, MessageStatus status, Timestamp send_at,
+                            std::optional<Timestamp> delivered_at, std::string_view last_error,
+                            const MessageContent& c) {
+  return as_status(execute(
+      db_,
+      "UPDATE messages SET status = ?2, send_at = ?3, delivered_at = ?4, last_error = ?5, "
+      "address = ?6, subject = ?7, body = ?8, content_hash = ?9, templates = ?10, "
+      "sms_segments = ?11 WHERE id = ?1",
+      [&](Statement& s) {
+        s.bind(1, id).bind(2, to_string(status)).bind(3, to_ms(send_at));
+        s.bind_optional(
+            4, delivered_at ? std::optional<int64_t>(to_ms(*delivered_at)) : std::nullopt);
+        s.bind(5, last_error).bind(6, c.address).bind(7, c.subject).bind(8, c.body);
+        s.bind(9, c.content_hash).bind(10, c.templates).bind_optional(11, c.sms_segments);
+      }));
+}
+
+Result<std::optional<std::string>> Repo::content_hash(std::string_view id) {
+  return query_one<std::string>(
+      db_, "SELECT content_hash FROM messages WHERE id = ?1 AND content_hash IS NOT NULL",
+      [&](Statement& s) { s.bind(1, id); }, [](Statement& s) { return s.text(0); });
 }
 
 Result<std::vector<std::pair<std::string, std::string>>> Repo::prune_bodies(Timestamp cutoff,

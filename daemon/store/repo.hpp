@@ -236,9 +236,9 @@ class Repo {
   // (send_at, seq), after `after` (from the first when nullopt). Nothing is changed.
   Result<std::vector<DueCandidate>> due_after(Timestamp now, std::optional<DuePosition> after,
                                               int limit);
-  // Claims one message, as claim_due does, if it is still due at `now`; nullopt when it is not
-  // (cancelled, claimed, moved) since it was read.
-  Result<std::optional<Message>> claim_one(std::string_view id, Timestamp now);
+  // Claims the messages with these ids, as claim_due does, that are still due at `now` (not
+  // cancelled, claimed or moved since they were read); returns them in due order.
+  Result<std::vector<Message>> claim_ids(const std::vector<std::string>& ids, Timestamp now);
   // Puts a claimed message back without counting its attempt (the dispatcher held it back):
   // `retrying` when it had been tried before, else `scheduled`, due at send_at.
   Status defer_claimed(std::string_view id, Timestamp send_at);
@@ -251,6 +251,12 @@ class Repo {
   Status finish_attempt(std::string_view id, MessageStatus status, Timestamp send_at,
                         std::optional<Timestamp> delivered_at, std::string_view last_error);
   Status set_content(std::string_view id, const MessageContent& content);
+  // finish_attempt and set_content in one statement: an attempt's outcome with what it sent.
+  Status finish_attempt(std::string_view id, MessageStatus status, Timestamp send_at,
+                        std::optional<Timestamp> delivered_at, std::string_view last_error,
+                        const MessageContent& content);
+  // The content hash stored with a message (nullopt: none yet).
+  Result<std::optional<std::string>> content_hash(std::string_view id);
   // Retention: clears the subject and body of up to `limit` finished (delivered, failed,
   // cancelled) messages created before `cutoff`, oldest first, keeping their content hash.
   // Returns (client, message id) of each.

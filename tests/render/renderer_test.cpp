@@ -292,6 +292,57 @@ TEST(RendererTest, InlinedPartialsRenderAsPartialsDo) {
   EXPECT_TRUE(contains(email->html, "FOOTER OF ACME"));
 }
 
+// A fan-out renders many messages of one event with the context they share built once: the
+// output is exactly what each message's own context gives, whoever it goes to, and a context
+// that differs in more than the person is rendered on its own.
+TEST(RendererTest, SharedContextRendersAsEachMessagesOwn) {
+  Renderer renderer = shipped();
+  TemplateSet stored{{"acme", "any.sms.text", "{{contact.name}}|{{ack_url}}|{{#contact.role}}"
+                                              "role {{contact.role}}{{/contact.role}}|"
+                                              "{{incident.title}}|{{> footer}}", 1}};
+  for (Phase phase : {Phase::identification, Phase::containment, Phase::closed}) {
+    TemplateContext first = sample();
+    first.phase = phase;
+    SharedContext shared(first);
+    for (int person = 0; person < 3; ++person) {
+      TemplateContext ctx = first;
+      ctx.contact_name = person == 0 ? "" : "Person <" + std::to_string(person) + ">";
+      ctx.contact_role = person == 2 ? "legal" : "";
+      ctx.ack_url = person == 0 ? "" : "https://herald.example/ack/" + std::to_string(person);
+      ASSERT_TRUE(shared.matches(ctx));
+      for (const char* channel : {"email", "sms", "chat", "webhook"}) {
+        for (const TemplateSet* set : {static_cast<const TemplateSet*>(nullptr),
+                                       static_cast<const TemplateSet*>(&stored)}) {
+          auto alone = renderer.render(ctx, channel, "", set);
+          auto with = renderer.render(ctx, channel, "", set, &shared);
+          ASSERT_TRUE(alone.ok()) << alone.error().message;
+          ASSERT_TRUE(with.ok()) << with.error().message;
+          std::string where = std::string(to_string(phase)) + " " + channel + " person " +
+                              std::to_string(person);
+          EXPECT_EQ(with->subject, alone->subject) << where;
+          EXPECT_EQ(with->text, alone->text) << where;
+          EXPECT_EQ(with->html, alone->html) << where;
+          EXPECT_EQ(with->payload_json, alone->payload_json) << where;
+          EXPECT_EQ(with->templates, alone->templates) << where;
+        }
+      }
+    }
+    // Anything else that differs: not shared, and still rendered right.
+    TemplateContext other = first;
+    other.incident_title = "Another incident";
+    EXPECT_FALSE(shared.matches(other));
+    auto sms = renderer.render(other, "sms", "", &stored, &shared);
+    ASSERT_TRUE(sms.ok());
+    EXPECT_TRUE(contains(sms->text, "Another incident")) << sms->text;
+    other = first;
+    other.update_number = 3;
+    EXPECT_FALSE(shared.matches(other));
+    other = first;
+    other.details_json = R"({"host":"FS02"})";
+    EXPECT_FALSE(shared.matches(other));
+  }
+}
+
 TEST(RenderStringTest, MissingKeysRenderEmpty) {
   auto out = render_string("[{{nope}}][{{a.b.c}}][{{#nope}}x{{/nope}}]", "sms.text",
                            nlohmann::json::object());

@@ -388,7 +388,7 @@ TEST_F(StoreTest, ClaimsDueMessagesOnceAndRequeuesInterrupted) {
 
 // The dispatcher reads due messages ahead of claiming them, in due order (send_at, seq), a
 // chunk at a time from where the last chunk ended, even inside a group sharing one send_at (a
-// fan-out's); claim_one claims a read message only if it is still due.
+// fan-out's); claim_ids claims read messages only if they are still due.
 TEST_F(StoreTest, DueAfterReadsInDueOrderAndClaimOneOnlyWhatIsStillDue) {
   ASSERT_TRUE(write([](Repo& r) -> Status {
     // m0..m5 due at 10 s (inserted in that order), m6 at 20 s, m7 at 40 s (not due at 30 s).
@@ -426,28 +426,31 @@ TEST_F(StoreTest, DueAfterReadsInDueOrderAndClaimOneOnlyWhatIsStillDue) {
   EXPECT_EQ(channels[1], "sms");
 
   ASSERT_TRUE(write([](Repo& r) -> Status {
-    auto m1 = r.claim_one("m1", at(30));
-    EXPECT_TRUE(m1 && m1->has_value());
-    if (m1 && *m1) {
-      EXPECT_EQ((*m1)->status, MessageStatus::sending);
-      EXPECT_EQ((*m1)->attempts, 1);
-      EXPECT_EQ((*m1)->first_attempt_at, at(30));
+    // m7 is not due yet, "nope" does not exist: only m3 and m1 are claimed, in the order asked.
+    auto claimed = r.claim_ids({"m3", "m7", "nope", "m1"}, at(30));
+    EXPECT_TRUE(claimed);
+    if (claimed) {
+      std::vector<std::string> ids;
+      for (const auto& m : *claimed) {
+        ids.push_back(m.id);
+        EXPECT_EQ(m.status, MessageStatus::sending);
+        EXPECT_EQ(m.attempts, 1);
+        EXPECT_EQ(m.first_attempt_at, at(30));
+      }
+      EXPECT_EQ(ids, (std::vector<std::string>{"m3", "m1"}));
     }
-    auto again = r.claim_one("m1", at(30));  // claimed already
-    EXPECT_TRUE(again && !again->has_value());
-    auto early = r.claim_one("m7", at(30));  // not due yet
-    EXPECT_TRUE(early && !early->has_value());
-    auto unknown = r.claim_one("nope", at(30));
-    EXPECT_TRUE(unknown && !unknown->has_value());
+    auto again = r.claim_ids({"m1"}, at(30));  // claimed already
+    EXPECT_TRUE(again && again->empty());
     return {};
   }));
   // A claimed message is no longer due: the next read from the start skips it.
   auto rest = store_->read<std::vector<DueCandidate>>(
       [&](Repo& r) { return r.due_after(at(30), std::nullopt, 100); });
   ASSERT_TRUE(rest);
-  ASSERT_EQ(rest->size(), 6u);
+  ASSERT_EQ(rest->size(), 5u);
   EXPECT_EQ((*rest)[0].id, "m0");
   EXPECT_EQ((*rest)[1].id, "m2");
+  EXPECT_EQ((*rest)[2].id, "m4");
 }
 
 TEST_F(StoreTest, MessagePagesWithFiltersAndCursor) {
