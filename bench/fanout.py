@@ -50,7 +50,7 @@ import urllib.parse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import benchlib  # noqa: E402
-from benchlib import TOKEN, call  # noqa: E402
+from benchlib import TOKEN, call, cpu_seconds, must, percentile  # noqa: E402
 
 CHAT_TYPES = ["slack", "teams", "mattermost", "discord", "googlechat"]
 SMS_SID = "ACbench"
@@ -196,12 +196,6 @@ def run_receivers(port_file, out):
             f.write(f"{key} {at:.6f}\n")
 
 
-def cpu_seconds(pid):
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def ceiling(port, request, reply_bytes, greeting=b"", connections=4, per_connection=3000):
     """Requests (or SMTP transactions) per second a receiver answers when the client is not
     the limit: each connection writes all of them pipelined at once, then reads the answers."""
@@ -280,23 +274,8 @@ level = "info"
     return config
 
 
-def must(conn, method, path, body=None):
-    status, data = call(conn, method, path, body)
-    if status >= 300:
-        sys.exit(f"{method} {path} -> {status} {data[:300]!r}")
-    return json.loads(data) if data else None
-
-
 def parse_time(text):
     return datetime.datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
-
-
-def percentile(values, p):
-    values = sorted(values)
-    if not values:
-        return float("nan")
-    k = min(len(values) - 1, max(0, int(round(p / 100 * len(values) + 0.5)) - 1))
-    return values[k]
 
 
 def put_all(port, requests, workers=16):
@@ -323,10 +302,6 @@ def put_all(port, requests, workers=16):
         t.join()
     if errors:
         sys.exit(f"{len(errors)} setup requests refused, first: {errors[0]}")
-
-
-def metric_sum(text, pattern):
-    return sum(float(m.group(1)) for m in re.finditer(pattern, text, re.M))
 
 
 def main():
@@ -430,8 +405,8 @@ def main():
             time.sleep(0.2)
             cpu_before = cpu_seconds(receiver.pid)
             herald_cpu_before = cpu_seconds(herald.pid)
-            with open("/proc/loadavg") as f:
-                load = f.read().split()[0]
+            load = benchlib.load_average()
+            fsync = benchlib.fsync_ms(workdir)
 
             perf = None
             if args.perf:
@@ -466,8 +441,9 @@ def main():
             while True:
                 _, after = call(conn, "GET", "/metrics")
                 after = after.decode()
-                delivered = metric_sum(
-                    after, r'^herald_attempts_total\{channel="\w+",outcome="delivered"\} (\S+)')
+                delivered = sum(float(m.group(1)) for m in re.finditer(
+                    r'^herald_attempts_total\{channel="\w+",outcome="delivered"\} (\S+)',
+                    after, re.M))
                 if delivered >= total or time.time() > deadline:
                     break
                 time.sleep(0.05)
@@ -504,7 +480,7 @@ def main():
                 arrivals.setdefault(key, float(at))  # the first arrival counts
 
     def commits(text):
-        return metric_sum(text, r"^herald_store_commits_total (\S+)")
+        return benchlib.metric(text, "herald_store_commits_total")
 
     by_channel = {}
     due_to_arrival = []
@@ -535,7 +511,8 @@ def main():
     first = min(arrivals.values())
     span = last - posted_at
     print(f"fan-out: {total} messages (email {args.email}, sms {args.sms}, chat {args.chat}, "
-          f"webhook {args.webhook}); load average {load} at the start")
+          f"webhook {args.webhook}); load average {load} and fdatasync {fsync:.2f} ms at the "
+          f"start")
     print(f"POST -> 202: {1000 * (acked_at - posted_at):.0f} ms (plan and commit {total} "
           f"messages); first arrival {1000 * (first - posted_at):.0f} ms after the POST")
     print(f"POST -> last arrival: {span:.2f} s ({total / span:.0f} messages/s); "
