@@ -89,7 +89,7 @@ struct DeliveryConfig {
   int destination_concurrency = 4;  // attempts in flight per chat or webhook endpoint
   // Attempts in flight per SMS or email provider server. When only destination_concurrency is
   // set, it is that (its meaning before this key existed: every destination).
-  int server_concurrency = 16;
+  int server_concurrency = 32;
   int breaker_threshold = 5;        // consecutive retryable failures that pause a destination
   Millis breaker_cool_down{30'000};
   Millis breaker_max_cool_down{300'000};

@@ -225,6 +225,7 @@ struct Dispatcher::Impl {
     SteadyTime since{};                         // when it was read from the first due message
   };
   Lookahead lookahead;  // the dispatcher thread's; lent to the pass that claims
+  std::unique_ptr<render::SharedContext> shared_context;  // the last event's, for the next
   bool claim_short = false;  // the last claim left due messages waiting for slots
   bool lookahead_stale = false;  // guarded by `mutex`: wake() says new messages may be due
   // email, sms → the host:port of their server, learned from the requests built: the part of
@@ -339,14 +340,9 @@ struct Dispatcher::Impl {
     return out;
   }
 
-  // The template data the messages of one event share, built once per batch.
-  using SharedContexts = std::map<const Shared*, std::unique_ptr<render::SharedContext>>;
-
   // Builds the request for one claimed message, or the outcome that ends it without sending.
-  // (`loaded` outlives `contexts`, which is keyed by what it holds.)
   Result<std::pair<channels::Request, InFlight>> prepare(const Message& m,
-                                                         const Result<Loaded>& loaded,
-                                                         SharedContexts& contexts) {
+                                                         const Result<Loaded>& loaded) {
     if (!loaded) {
       return loaded.error();
     }
@@ -399,12 +395,12 @@ struct Dispatcher::Impl {
         ctx.ack_url = ack_url(options.public_url, options.ack_key, m.id);
       }
     }
-    auto& shared_ctx = contexts[&shared];
-    if (!shared_ctx) {
-      shared_ctx = std::make_unique<render::SharedContext>(ctx);
+    // The template data the messages of one event share, built once for all of them.
+    if (!shared_context || !shared_context->matches(ctx)) {
+      shared_context = std::make_unique<render::SharedContext>(ctx);
     }
     auto rendered =
-        renderer.render(ctx, m.channel, endpoint_type, &shared.templates, shared_ctx.get());
+        renderer.render(ctx, m.channel, endpoint_type, &shared.templates, shared_context.get());
     if (!rendered) {
       return rendered.error();
     }
@@ -789,12 +785,11 @@ struct Dispatcher::Impl {
   // pass's commit.
   void dispatch_claimed(std::vector<Message>& claimed) {
     auto loaded = load(claimed);
-    SharedContexts contexts;
     std::vector<std::pair<channels::Request, InFlight>> ready;
     ready.reserve(claimed.size());
     for (size_t i = 0; i < claimed.size(); ++i) {
       const Message& m = claimed[i];
-      auto prepared = prepare(m, loaded[i], contexts);
+      auto prepared = prepare(m, loaded[i]);
       if (!prepared) {
         const Error& e = prepared.error();
         channels::Outcome o;

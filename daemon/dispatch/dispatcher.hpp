@@ -53,7 +53,7 @@ struct DispatcherOptions {
   // Per destination (DESIGN: one bad endpoint must never delay the others).
   BreakerOptions breaker;           // keyed by host:port
   int destination_concurrency = 4;  // in flight per chat or webhook endpoint; 0: no limit
-  int server_concurrency = 16;      // in flight per SMS or email provider server; 0: no limit
+  int server_concurrency = 32;      // in flight per SMS or email provider server; 0: no limit
   // By kind (slack, teams, ..., webhook, sms, email); chat and webhook per endpoint.
   std::map<std::string, Rate> rate_limits = {{"slack", Rate{1, 1}}, {"sms", Rate{1, 1}}};
   Millis busy_wait{1'000};  // a message held back by the concurrency limit waits this

@@ -21,7 +21,7 @@ TEST(DeliveryConfig, Defaults) {
   ASSERT_TRUE(c) << c.error().message;
   EXPECT_EQ(c->delivery.concurrency, 64);
   EXPECT_EQ(c->delivery.destination_concurrency, 4);
-  EXPECT_EQ(c->delivery.server_concurrency, 16);
+  EXPECT_EQ(c->delivery.server_concurrency, 32);
   EXPECT_EQ(c->delivery.breaker_threshold, 5);
   EXPECT_EQ(c->delivery.breaker_cool_down, Millis{30'000});
   EXPECT_EQ(c->delivery.breaker_max_cool_down, Millis{300'000});
