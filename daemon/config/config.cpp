@@ -604,8 +604,8 @@ void read_delivery(Reader& r, const toml::table& root, DeliveryConfig& out) {
   }
   r.check_keys(*t, "delivery",
                {"concurrency", "attempt_timeout", "timeouts", "retry_horizon", "retry_schedule",
-                "max_backoff", "destination_concurrency", "server_concurrency",
-                "breaker_threshold", "breaker_cool_down", "breaker_max_cool_down", "rate_limits"});
+                "max_backoff", "destination_concurrency", "server_concurrency", "breaker_threshold",
+                "breaker_cool_down", "breaker_max_cool_down", "rate_limits"});
   for (auto [key, field, max] :
        {std::tuple{"concurrency", &out.concurrency, kMaxConcurrency},
         std::tuple{"destination_concurrency", &out.destination_concurrency, kMaxConcurrency},

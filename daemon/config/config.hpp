@@ -90,7 +90,7 @@ struct DeliveryConfig {
   // Attempts in flight per SMS or email provider server. When only destination_concurrency is
   // set, it is that (its meaning before this key existed: every destination).
   int server_concurrency = 32;
-  int breaker_threshold = 5;        // consecutive retryable failures that pause a destination
+  int breaker_threshold = 5;  // consecutive retryable failures that pause a destination
   Millis breaker_cool_down{30'000};
   Millis breaker_max_cool_down{300'000};
   // Rates by kind (slack, teams, mattermost, discord, googlechat, webhook, sms, email), each

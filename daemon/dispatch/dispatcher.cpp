@@ -9,13 +9,13 @@
 #include <cmath>
 #include <condition_variable>
 #include <deque>
+#include <limits>
 #include <map>
 #include <mutex>
 #include <nlohmann/json.hpp>
-#include <limits>
 #include <random>
-#include <unordered_map>
 #include <thread>
+#include <unordered_map>
 
 #include "channels/registry.hpp"
 #include "daemon/core/ack_link.hpp"
@@ -207,8 +207,8 @@ struct Dispatcher::Impl {
   std::vector<std::pair<Message, Hold>> undeferred;
   Timestamp rewrite_at{};
   // Claimed this pass but not sent: written with the next pass's commit.
-  std::vector<Completion> unsent;                  // their outcome (prepare failed)
-  std::vector<std::pair<Message, Hold>> held;      // to be put back (a limit held them)
+  std::vector<Completion> unsent;              // their outcome (prepare failed)
+  std::vector<std::pair<Message, Hold>> held;  // to be put back (a limit held them)
   SteadyTime pending_since{};  // when the oldest of completions, unsent and held appeared
 
   // Due messages read ahead of claiming, in due order. A claim takes the first ones whose
@@ -226,7 +226,7 @@ struct Dispatcher::Impl {
   };
   Lookahead lookahead;  // the dispatcher thread's; lent to the pass that claims
   std::unique_ptr<render::SharedContext> shared_context;  // the last event's, for the next
-  bool claim_short = false;  // the last claim left due messages waiting for slots
+  bool claim_short = false;      // the last claim left due messages waiting for slots
   bool lookahead_stale = false;  // guarded by `mutex`: wake() says new messages may be due
   // email, sms → the host:port of their server, learned from the requests built: the part of
   // a person's message's limit key that the message row does not have.
@@ -825,23 +825,23 @@ struct Dispatcher::Impl {
     std::vector<std::pair<channels::Request, transport::Transport::Done>> requests;
     requests.reserve(ready.size());
     for (auto& [request, flight] : ready) {
-      requests.emplace_back(
-          std::move(request), [this, flight = std::move(flight)](channels::Response response) mutable {
-            Completion c;
-            c.outcome = flight.channel->interpret(response);
-            c.duration = response.duration;
-            c.flight = std::move(flight);
-            {
-              std::lock_guard lock(mutex);
-              if (completions.empty() && pending_since == SteadyTime{}) {
-                pending_since = std::chrono::steady_clock::now();
-              }
-              completions.push_back(std::move(c));
-              --in_flight;
-              woken = true;
-            }
-            cv.notify_all();
-          });
+      requests.emplace_back(std::move(request), [this, flight = std::move(flight)](
+                                                    channels::Response response) mutable {
+        Completion c;
+        c.outcome = flight.channel->interpret(response);
+        c.duration = response.duration;
+        c.flight = std::move(flight);
+        {
+          std::lock_guard lock(mutex);
+          if (completions.empty() && pending_since == SteadyTime{}) {
+            pending_since = std::chrono::steady_clock::now();
+          }
+          completions.push_back(std::move(c));
+          --in_flight;
+          woken = true;
+        }
+        cv.notify_all();
+      });
     }
     transport.submit(std::move(requests));
   }
@@ -951,8 +951,7 @@ struct Dispatcher::Impl {
     auto& la = pass.lookahead;
     std::vector<std::string> picked;
     auto budget_of = [&pass](const std::string& key) -> int& {
-      return pass.budget
-          .try_emplace(key, slots_of(key, pass.endpoint_slots, pass.server_slots))
+      return pass.budget.try_emplace(key, slots_of(key, pass.endpoint_slots, pass.server_slots))
           .first->second;
     };
     // Rows parked under a stand-in key ("email ?") join their server's own once it is known:
@@ -1052,8 +1051,7 @@ struct Dispatcher::Impl {
   // Starts the next pass when it is worth a commit: returns false, and when to look again,
   // when not. `to_send` is what the last pass claimed and is not yet handed to the transport:
   // it counts against the concurrency.
-  bool start_pass(const std::vector<Message>& to_send, bool stopping_now,
-                  SteadyTime& look_again) {
+  bool start_pass(const std::vector<Message>& to_send, bool stopping_now, SteadyTime& look_again) {
     rewrite_failed();
     auto steady = std::chrono::steady_clock::now();
     size_t pending = 0;
@@ -1093,7 +1091,9 @@ struct Dispatcher::Impl {
         look_again = std::min(look_again, pending_since + kFlushAfter);
       }
       if (may_claim && capacity >= threshold && next && next->has_value()) {
-        look_again = std::min(look_again, steady + std::max(Millis{0}, std::chrono::duration_cast<Millis>(**next - now)));
+        look_again = std::min(
+            look_again,
+            steady + std::max(Millis{0}, std::chrono::duration_cast<Millis>(**next - now)));
       }
       if (!unrecorded.empty() || !undeferred.empty()) {
         look_again = std::min(look_again, steady + kRewriteDelay);
@@ -1240,7 +1240,8 @@ struct Dispatcher::Impl {
       // Until new work, enough finished attempts for a pass, the last attempt back, or the
       // oldest finished attempt has waited kFlushAfter.
       while (!woken && !stopping &&
-             static_cast<int>(completions.size()) < batch_threshold(in_flight, completions.size()) &&
+             static_cast<int>(completions.size()) <
+                 batch_threshold(in_flight, completions.size()) &&
              !(in_flight == 0 && !completions.empty())) {
         auto deadline = look_again;
         if (!completions.empty()) {
@@ -1255,7 +1256,6 @@ struct Dispatcher::Impl {
     }
   }
 };
-
 
 Dispatcher::Dispatcher(DispatcherOptions options, store::Store& store,
                        const render::Renderer& renderer, const channels::ChannelRegistry& channels,

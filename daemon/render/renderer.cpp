@@ -162,8 +162,7 @@ struct Layers {
   const mstch::data* person;
 };
 
-Result<std::string> render_once(mstch::mustache& tmpl, const Layers& layers,
-                                const Escape& escape) {
+Result<std::string> render_once(mstch::mustache& tmpl, const Layers& layers, const Escape& escape) {
   if (layers.person == nullptr) {
     return render_once(tmpl, *layers.shared, escape);
   }
@@ -796,8 +795,7 @@ bool SharedContext::matches(const TemplateContext& c) const {
          c.phase == ctx_.phase && c.previous_phase == ctx_.previous_phase &&
          c.event_id == ctx_.event_id && c.summary == ctx_.summary &&
          c.occurred_at == ctx_.occurred_at && c.details_json == ctx_.details_json &&
-         c.update_number == ctx_.update_number && c.drill == ctx_.drill &&
-         c.locale == ctx_.locale;
+         c.update_number == ctx_.update_number && c.drill == ctx_.drill && c.locale == ctx_.locale;
 }
 
 Result<RenderedMessage> Renderer::render(const TemplateContext& ctx, std::string_view channel,
@@ -912,7 +910,8 @@ Result<RenderedMessage> Renderer::render(const TemplateContext& ctx, std::string
     Result<std::string> rendered = std::string();
     if (source.pool) {
       const TemplatePool* pool = source.pool;
-      if (auto it = shipped_->inlined.find(name); shipped_partials && it != shipped_->inlined.end()) {
+      if (auto it = shipped_->inlined.find(name);
+          shipped_partials && it != shipped_->inlined.end()) {
         pool = it->second.get();
       }
       rendered = pool->render(data, escape);  // partials live in the data

@@ -565,8 +565,8 @@ Result<std::vector<Message>> Repo::claim_due(Timestamp now, int limit) {
 Result<std::vector<DueCandidate>> Repo::due_after(Timestamp now, std::optional<DuePosition> after,
                                                   int limit) {
   auto row = [](Statement& s) {
-    return DueCandidate{from_ms(s.integer(0)), s.integer(1), s.text(2), s.text(3),
-                        s.text(4),             s.text(5),    s.text(6)};
+    return DueCandidate{
+        from_ms(s.integer(0)), s.integer(1), s.text(2), s.text(3), s.text(4), s.text(5), s.text(6)};
   };
   const std::string columns =
       "SELECT send_at, seq, id, client_id, channel, contact_id, endpoint_id "
@@ -603,8 +603,7 @@ Result<std::vector<DueCandidate>> Repo::due_after(Timestamp now, std::optional<D
   return same;
 }
 
-Result<std::vector<Message>> Repo::claim_ids(const std::vector<std::string>& ids,
-                                             Timestamp now) {
+Result<std::vector<Message>> Repo::claim_ids(const std::vector<std::string>& ids, Timestamp now) {
   if (ids.empty()) {
     return std::vector<Message>{};
   }
@@ -616,8 +615,8 @@ Result<std::vector<Message>> Repo::claim_ids(const std::vector<std::string>& ids
       // waiting message and probes the list: O(backlog) per claim.
       "AND +status IN ('scheduled', 'retrying') AND +send_at <= ?2 RETURNING " +
       kMessageColumns;
-  std::string list = nlohmann::json(ids).dump(-1, ' ', false,
-                                              nlohmann::json::error_handler_t::replace);
+  std::string list =
+      nlohmann::json(ids).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   auto claimed = select_rows<Message>(
       db_, sql, [&](Statement& s) { s.bind(1, list).bind(2, to_ms(now)); }, message_row);
   if (!claimed) {
@@ -725,18 +724,18 @@ Status Repo::set_content(std::string_view id, const MessageContent& c) {
 Status Repo::finish_attempt(std::string_view id, MessageStatus status, Timestamp send_at,
                             std::optional<Timestamp> delivered_at, std::string_view last_error,
                             const MessageContent& c) {
-  return as_status(execute(
-      db_,
-      "UPDATE messages SET status = ?2, send_at = ?3, delivered_at = ?4, last_error = ?5, "
-      "address = ?6, subject = ?7, body = ?8, content_hash = ?9, templates = ?10, "
-      "sms_segments = ?11 WHERE id = ?1",
-      [&](Statement& s) {
-        s.bind(1, id).bind(2, to_string(status)).bind(3, to_ms(send_at));
-        s.bind_optional(
-            4, delivered_at ? std::optional<int64_t>(to_ms(*delivered_at)) : std::nullopt);
-        s.bind(5, last_error).bind(6, c.address).bind(7, c.subject).bind(8, c.body);
-        s.bind(9, c.content_hash).bind(10, c.templates).bind_optional(11, c.sms_segments);
-      }));
+  return as_status(
+      execute(db_,
+              "UPDATE messages SET status = ?2, send_at = ?3, delivered_at = ?4, last_error = ?5, "
+              "address = ?6, subject = ?7, body = ?8, content_hash = ?9, templates = ?10, "
+              "sms_segments = ?11 WHERE id = ?1",
+              [&](Statement& s) {
+                s.bind(1, id).bind(2, to_string(status)).bind(3, to_ms(send_at));
+                s.bind_optional(
+                    4, delivered_at ? std::optional<int64_t>(to_ms(*delivered_at)) : std::nullopt);
+                s.bind(5, last_error).bind(6, c.address).bind(7, c.subject).bind(8, c.body);
+                s.bind(9, c.content_hash).bind(10, c.templates).bind_optional(11, c.sms_segments);
+              }));
 }
 
 Result<std::optional<std::string>> Repo::content_hash(std::string_view id) {

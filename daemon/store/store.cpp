@@ -517,9 +517,8 @@ void Store::write(std::vector<WriteFn> fns, DoneAll done) {
 std::vector<Status> Store::write_sync(std::vector<WriteFn> fns) {
   std::promise<std::vector<Status>> promise;
   auto future = promise.get_future();
-  write(std::move(fns), [&promise](std::vector<Status> results) {
-    promise.set_value(std::move(results));
-  });
+  write(std::move(fns),
+        [&promise](std::vector<Status> results) { promise.set_value(std::move(results)); });
   return future.get();
 }
 

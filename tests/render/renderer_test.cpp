@@ -297,9 +297,11 @@ TEST(RendererTest, InlinedPartialsRenderAsPartialsDo) {
 // that differs in more than the person is rendered on its own.
 TEST(RendererTest, SharedContextRendersAsEachMessagesOwn) {
   Renderer renderer = shipped();
-  TemplateSet stored{{"acme", "any.sms.text", "{{contact.name}}|{{ack_url}}|{{#contact.role}}"
-                                              "role {{contact.role}}{{/contact.role}}|"
-                                              "{{incident.title}}|{{> footer}}", 1}};
+  TemplateSet stored{{"acme", "any.sms.text",
+                      "{{contact.name}}|{{ack_url}}|{{#contact.role}}"
+                      "role {{contact.role}}{{/contact.role}}|"
+                      "{{incident.title}}|{{> footer}}",
+                      1}};
   for (Phase phase : {Phase::identification, Phase::containment, Phase::closed}) {
     TemplateContext first = sample();
     first.phase = phase;
@@ -311,14 +313,14 @@ TEST(RendererTest, SharedContextRendersAsEachMessagesOwn) {
       ctx.ack_url = person == 0 ? "" : "https://herald.example/ack/" + std::to_string(person);
       ASSERT_TRUE(shared.matches(ctx));
       for (const char* channel : {"email", "sms", "chat", "webhook"}) {
-        for (const TemplateSet* set : {static_cast<const TemplateSet*>(nullptr),
-                                       static_cast<const TemplateSet*>(&stored)}) {
+        for (const TemplateSet* set :
+             {static_cast<const TemplateSet*>(nullptr), static_cast<const TemplateSet*>(&stored)}) {
           auto alone = renderer.render(ctx, channel, "", set);
           auto with = renderer.render(ctx, channel, "", set, &shared);
           ASSERT_TRUE(alone.ok()) << alone.error().message;
           ASSERT_TRUE(with.ok()) << with.error().message;
-          std::string where = std::string(to_string(phase)) + " " + channel + " person " +
-                              std::to_string(person);
+          std::string where =
+              std::string(to_string(phase)) + " " + channel + " person " + std::to_string(person);
           EXPECT_EQ(with->subject, alone->subject) << where;
           EXPECT_EQ(with->text, alone->text) << where;
           EXPECT_EQ(with->html, alone->html) << where;

@@ -311,9 +311,8 @@ TEST_F(StoreTest, WritesQueuedTogetherShareOneCommit) {
   auto commits_before = store_->commits();
   std::vector<Store::WriteFn> fns;
   fns.push_back([](Repo& r) { return r.set_meta("a", "1"); });
-  fns.push_back([](Repo&) -> Status {
-    return make_error(ErrorKind::conflict, "nope", "this write fails");
-  });
+  fns.push_back(
+      [](Repo&) -> Status { return make_error(ErrorKind::conflict, "nope", "this write fails"); });
   fns.push_back([](Repo& r) { return r.set_meta("b", "2"); });
   auto results = store_->write_sync(std::move(fns));
   ASSERT_EQ(results.size(), 3u);
