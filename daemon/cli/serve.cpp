@@ -259,7 +259,14 @@ int serve(const std::string& config_path) {
                  format_duration(*cfg.audit.retain_bodies));
   }
 
-  ingest::Ingestor ingestor(**store, clock, [&dispatcher] { dispatcher.wake(); });
+  ingest::Handoff handoff;
+  handoff.reserve = [&dispatcher](const Message& m) { return dispatcher.reserve(m); };
+  handoff.release = [&dispatcher](const std::string& id) { dispatcher.release(id); };
+  handoff.take = [&dispatcher](std::vector<Message> claimed) {
+    dispatcher.take(std::move(claimed));
+  };
+  ingest::Ingestor ingestor(
+      **store, clock, [&dispatcher] { dispatcher.wake(); }, std::move(handoff));
   std::unique_ptr<sources::NatsSource> nats;
   if (cfg.nats) {
     sources::NatsOptions nopts;

@@ -190,9 +190,18 @@ struct Dispatcher::Impl {
   int in_flight = 0;
   std::thread thread;
 
+  // The hand-over from ingest (reserve, release, take), guarded by `mutex`.
+  std::unordered_map<std::string, std::string> fresh_reserved;  // message id -> limit key
+  std::unordered_map<std::string, int> fresh_by_key;
+  std::vector<Message> fresh;  // handed over: committed as claimed, not yet dispatched
+  bool caught_up = false;      // the last look left nothing due unclaimed
+  bool claiming = false;       // a pass with a claim is being committed
+  int to_send_count = 0;       // claimed by a committed pass, not yet dispatched
+
   // Touched by the dispatching thread only.
   std::map<std::string, CircuitBreaker> breakers;
   std::map<std::string, TokenBucket> buckets;
+  // Written by the dispatching thread under `mutex` (reserve() reads them from the writer).
   std::map<std::string, int> destination_flights;
   // An endpoint that answered 429 with Retry-After gets nothing else before then.
   std::map<std::string, Timestamp> paused_until;
@@ -229,7 +238,7 @@ struct Dispatcher::Impl {
   bool claim_short = false;      // the last claim left due messages waiting for slots
   bool lookahead_stale = false;  // guarded by `mutex`: wake() says new messages may be due
   // email, sms → the host:port of their server, learned from the requests built: the part of
-  // a person's message's limit key that the message row does not have.
+  // a person's message's limit key that the message row does not have. Written under `mutex`.
   std::map<std::string, std::string> channel_destination;
 
   void notify() {
@@ -239,6 +248,39 @@ struct Dispatcher::Impl {
       lookahead_stale = true;
     }
     cv.notify_all();
+  }
+
+  bool reserve(const Message& m) {
+    std::lock_guard lock(mutex);
+    if (fresh_reserved.count(m.id) > 0) {
+      return true;  // the same transaction, run again
+    }
+    if (stopping || !caught_up || claiming || to_send_count > 0 ||
+        in_flight + static_cast<int>(fresh_reserved.size()) >= options.concurrency) {
+      return false;
+    }
+    auto key = limit_key_of(m.client_id, m.channel, m.endpoint_id, channel_destination);
+    auto flights = destination_flights.find(key);
+    auto reserved = fresh_by_key.find(key);
+    int used = (flights == destination_flights.end() ? 0 : flights->second) +
+               (reserved == fresh_by_key.end() ? 0 : reserved->second);
+    if (used >= slots_of(key)) {
+      return false;
+    }
+    ++fresh_by_key[key];
+    fresh_reserved.emplace(m.id, std::move(key));
+    return true;
+  }
+
+  void release_locked(const std::string& id) {
+    auto it = fresh_reserved.find(id);
+    if (it == fresh_reserved.end()) {
+      return;
+    }
+    if (auto k = fresh_by_key.find(it->second); k != fresh_by_key.end() && --k->second <= 0) {
+      fresh_by_key.erase(k);
+    }
+    fresh_reserved.erase(it);
   }
 
   // What the messages of one event share, read once per pass: a fan-out to thousands of
@@ -447,7 +489,11 @@ struct Dispatcher::Impl {
     } else {
       flight.kind = m.channel;
       flight.limit_key = m.channel + " " + flight.destination;
-      channel_destination[m.channel] = flight.destination;
+      if (auto it = channel_destination.find(m.channel);
+          it == channel_destination.end() || it->second != flight.destination) {
+        std::lock_guard lock(mutex);
+        channel_destination[m.channel] = flight.destination;
+      }
     }
     return std::make_pair(std::move(*request), std::move(flight));
   }
@@ -539,6 +585,7 @@ struct Dispatcher::Impl {
       // Twilio counts segments: a long SMS uses up as many seconds as it has segments.
       bucket->take(now, static_cast<double>(f.content.sms_segments.value_or(1)));
     }
+    std::lock_guard lock(mutex);
     ++destination_flights[f.limit_key];
     return std::nullopt;
   }
@@ -549,6 +596,7 @@ struct Dispatcher::Impl {
       return;  // never sent
     }
     if (auto it = destination_flights.find(f.limit_key); it != destination_flights.end()) {
+      std::lock_guard lock(mutex);
       if (--it->second <= 0) {
         destination_flights.erase(it);
       }
@@ -906,7 +954,8 @@ struct Dispatcher::Impl {
     int endpoint_slots = 0;
     int server_slots = 0;
     std::map<std::string, std::string> channel_destination;
-    bool blocked = false;  // the claim left due messages for want of their endpoint's slots
+    bool blocked = false;    // the claim left due messages for want of their endpoint's slots
+    bool exhausted = false;  // the claim took every message it found due
     std::vector<Message> claimed;
     std::vector<Status> results;  // in the order of the writes; set once committed
     bool committed = false;       // guarded by `mutex`
@@ -937,6 +986,12 @@ struct Dispatcher::Impl {
     };
     for (const auto& [key, n] : destination_flights) {
       entry(key) -= n;
+    }
+    {
+      std::lock_guard lock(mutex);
+      for (const auto& [key, n] : fresh_by_key) {
+        entry(key) -= n;  // handed over by ingest, not yet dispatched
+      }
     }
     for (const auto& m : to_send) {
       entry(limit_key_of(m.client_id, m.channel, m.endpoint_id, channel_destination)) -= 1;
@@ -1020,6 +1075,8 @@ struct Dispatcher::Impl {
     }
     // Claimed now, or gone (cancelled, moved) since it was read: either way out of the
     // lookahead.
+    pass.exhausted = !full && !pass.blocked && la.rows.empty() && la.parked_count == 0 &&
+                     static_cast<int>(picked.size()) < pass.claim;
     auto claimed = r.claim_ids(picked, now);
     if (!claimed) {
       return claimed.error();
@@ -1056,16 +1113,19 @@ struct Dispatcher::Impl {
     auto steady = std::chrono::steady_clock::now();
     size_t pending = 0;
     int in_flight_now = 0;
+    int reserved = 0;
     {
       std::lock_guard lock(mutex);
       pending = completions.size() + unsent.size() + held.size();
       in_flight_now = in_flight;
+      reserved = static_cast<int>(fresh_reserved.size());
       if (pending > 0 && pending_since == SteadyTime{}) {
         pending_since = steady;
       }
     }
-    int capacity =
-        stopping_now ? 0 : options.concurrency - in_flight_now - static_cast<int>(to_send.size());
+    int capacity = stopping_now ? 0
+                                : options.concurrency - in_flight_now - reserved -
+                                      static_cast<int>(to_send.size());
     int threshold = batch_threshold(in_flight_now, pending);
     // A read first: claiming takes the writer, and most wake-ups find nothing due yet.
     auto next = store.read<std::optional<Timestamp>>([](store::Repo& r) { return r.next_due(); });
@@ -1082,6 +1142,11 @@ struct Dispatcher::Impl {
     // for new messages: not a commit per freed slot.
     bool may_claim = idle || (capacity >= threshold && (!claim_short || stale));
     bool claim_now = capacity > 0 && due && may_claim;
+    if (next) {
+      // Ingest may hand new messages over only while nothing older is due and unclaimed.
+      std::lock_guard lock(mutex);
+      caught_up = !due;
+    }
     bool write_now =
         pending > 0 && (stopping_now || idle || static_cast<int>(pending) >= threshold ||
                         steady - pending_since >= kFlushAfter || claim_now);
@@ -1134,6 +1199,7 @@ struct Dispatcher::Impl {
       {
         std::lock_guard lock(mutex);
         std::swap(stale, lookahead_stale);
+        claiming = true;
       }
       if (stale || steady - lookahead.since >= options.poll_interval) {
         lookahead = Lookahead{};
@@ -1184,12 +1250,17 @@ struct Dispatcher::Impl {
     if (pass.claim > 0) {
       claim_short = pass.blocked && static_cast<int>(pass.claimed.size()) < pass.claim;
       lookahead = std::move(pass.lookahead);
+      bool ok = true;
       if (const Status& st = pass.results[i++]; !st) {
         // Not committed: nothing was claimed, whatever the write had read.
         spdlog::error("cannot claim due messages: {}", st.error().message);
         pass.claimed.clear();
         lookahead = Lookahead{};
+        ok = false;
       }
+      std::lock_guard lock(mutex);
+      claiming = false;
+      caught_up = ok && pass.exhausted;
     }
     return std::move(pass.claimed);
   }
@@ -1200,6 +1271,7 @@ struct Dispatcher::Impl {
   // work at once.
   void run() {
     std::vector<Message> to_send;  // claimed by a committed pass, not yet sent
+    std::vector<Message> handed;   // handed over by ingest, claimed in its commit
     while (true) {
       std::shared_ptr<Pass> committed;
       bool stopping_now = false;
@@ -1209,16 +1281,29 @@ struct Dispatcher::Impl {
           committed = std::move(writing);
           writing.reset();
         }
+        handed.swap(fresh);
         stopping_now = stopping;
         if (stopping && !writing && !committed && in_flight == 0 && completions.empty() &&
-            unsent.empty() && held.empty() && to_send.empty()) {
+            unsent.empty() && held.empty() && to_send.empty() && handed.empty()) {
           return;
         }
+      }
+      // First what ingest handed over: its event's POST may be waiting for its webhook.
+      if (!handed.empty()) {
+        dispatch_claimed(handed);
+        metrics.add("herald_handed_over_total", "", static_cast<double>(handed.size()));
+        std::lock_guard lock(mutex);
+        for (const auto& m : handed) {
+          release_locked(m.id);
+        }
+        handed.clear();
       }
       if (committed) {
         auto claimed = finish_pass(*committed);
         to_send.insert(to_send.end(), std::make_move_iterator(claimed.begin()),
                        std::make_move_iterator(claimed.end()));
+        std::lock_guard lock(mutex);
+        to_send_count = static_cast<int>(to_send.size());
       }
       SteadyTime look_again{};
       bool started = !writing && start_pass(to_send, stopping_now, look_again);
@@ -1226,12 +1311,18 @@ struct Dispatcher::Impl {
       if (sent) {
         dispatch_claimed(to_send);
         to_send.clear();
+        std::lock_guard lock(mutex);
+        to_send_count = 0;
       }
 
       std::unique_lock lock(mutex);
       if (writing) {
-        // Nothing to do until the pass commits (the writer always reports back).
-        cv.wait(lock, [&] { return writing->committed; });
+        // Nothing to do until the pass commits (the writer always reports back) or ingest
+        // hands messages over.
+        cv.wait(lock, [&] { return writing->committed || !fresh.empty(); });
+        continue;
+      }
+      if (!fresh.empty()) {
         continue;
       }
       if (started || sent) {
@@ -1279,6 +1370,9 @@ Dispatcher::Dispatcher(DispatcherOptions options, store::Store& store,
   metrics.describe("herald_breaker_state", "gauge",
                    "1 for the state each destination's circuit breaker is in (closed, open, "
                    "half_open), 0 for the others.");
+  metrics.describe("herald_handed_over_total", "counter",
+                   "Messages due at once that ingest claimed in its own commit and handed "
+                   "straight to the dispatcher (no claim commit of their own).");
   metrics.describe("herald_deferred_total", "counter",
                    "Claimed messages put back unsent: concurrency, rate or breaker.");
   metrics.describe("herald_attempt_duration_seconds", "histogram",
@@ -1320,6 +1414,28 @@ Status Dispatcher::start() {
 
 void Dispatcher::wake() {
   impl_->notify();
+}
+
+bool Dispatcher::reserve(const Message& message) {
+  return impl_->reserve(message);
+}
+
+void Dispatcher::release(const std::string& message_id) {
+  std::lock_guard lock(impl_->mutex);
+  impl_->release_locked(message_id);
+}
+
+void Dispatcher::take(std::vector<Message> claimed) {
+  if (claimed.empty()) {
+    return;
+  }
+  {
+    std::lock_guard lock(impl_->mutex);
+    impl_->fresh.insert(impl_->fresh.end(), std::make_move_iterator(claimed.begin()),
+                        std::make_move_iterator(claimed.end()));
+    impl_->woken = true;
+  }
+  impl_->cv.notify_all();
 }
 
 void Dispatcher::stop(Millis drain) {

@@ -89,6 +89,18 @@ class Dispatcher {
   Status start();
   // New messages may be due: look now rather than at the next poll.
   void wake();
+
+  // The hand-over, for ingest (DESIGN: one fsync between an event's POST and its first send).
+  // A message planned due at once can skip the claim commit of its own: ingest claims it in
+  // the event's transaction and hands it over once that commits. `reserve` (on the store's
+  // writer thread, inside the transaction) says whether the dispatcher takes it now: only when
+  // it has nothing due waiting (a fresh message never overtakes older ones), a free slot and
+  // room under its destination's limit. Asking again for the same id (a rerun transaction) gets
+  // the same answer. A reservation ends with `take` (committed, claimed: sent at once) or
+  // `release` (not committed after all).
+  bool reserve(const Message& message);
+  void release(const std::string& message_id);
+  void take(std::vector<Message> claimed);
   // Stops claiming, waits up to `drain` for attempts in flight, records them, and joins.
   // Attempts still in flight after that are left `sending` and resent at the next start.
   void stop(Millis drain = Millis{5'000});

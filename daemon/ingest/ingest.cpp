@@ -247,13 +247,16 @@ Result<Event> parse_event(const json& body) {
   return e;
 }
 
-Result<IngestResult> apply_event(store::Repo& repo, const Event& input, Timestamp now) {
+Result<IngestResult> apply_event(store::Repo& repo, const Event& input, Timestamp now,
+                                 const std::function<bool(const Message&)>& take_now) {
   Event event = input;
   event.received_at = now;
   if (event.occurred_at == Timestamp{}) {
     event.occurred_at = now;
   }
-  IngestResult result{event.event_id, event.incident_id, 0, false, true};
+  IngestResult result;
+  result.event_id = event.event_id;
+  result.incident_id = event.incident_id;
 
   auto existing = repo.event(event.client_id, event.event_id);
   if (!existing) {
@@ -367,6 +370,7 @@ Result<IngestResult> apply_event(store::Repo& repo, const Event& input, Timestam
         return inserted.error();
       }
     }
+    std::vector<std::string> due_now;  // taken by the dispatcher: claimed here
     for (const auto& intent : intents) {
       Message m = schedule::first_message(
           intent, event, "notify", std::max(now, event.occurred_at + intent.delay), now, *contacts);
@@ -376,8 +380,23 @@ Result<IngestResult> apply_event(store::Repo& repo, const Event& input, Timestam
       }
       if (*inserted) {
         ++result.messages;
+        if (take_now && m.send_at <= now && take_now(m)) {
+          due_now.push_back(m.id);
+        }
         planned.push_back(std::move(m));
       }
+    }
+    if (!due_now.empty()) {
+      // Claimed as the dispatcher's own claim would, in this commit: no second one before the
+      // send. A crash before the outcome is recorded requeues them at the next start.
+      auto claimed = repo.claim_ids(due_now, now);
+      if (!claimed) {
+        return claimed.error();
+      }
+      if (auto s = schedule::schedule_repeats(repo, *claimed, now); !s) {
+        return s.error();
+      }
+      result.claimed = std::move(*claimed);
     }
     // Notification deadlines this phase starts: their reminders are messages of their own.
     if (auto started = obligation::on_event(repo, event, *contacts, now); !started) {
@@ -447,15 +466,34 @@ Result<IngestResult> apply_event(store::Repo& repo, const Event& input, Timestam
   return result;
 }
 
-Ingestor::Ingestor(store::Store& store, const Clock& clock, std::function<void()> on_committed)
-    : store_(store), clock_(clock), on_committed_(std::move(on_committed)) {}
+Ingestor::Ingestor(store::Store& store, const Clock& clock, std::function<void()> on_committed,
+                   Handoff handoff)
+    : store_(store),
+      clock_(clock),
+      on_committed_(std::move(on_committed)),
+      handoff_(std::move(handoff)) {}
 
 void Ingestor::ingest(Event event, Done done) {
   auto result = std::make_shared<std::optional<Result<IngestResult>>>();
+  // Every id the dispatcher reserved, over all runs of the transaction: those that end up not
+  // claimed in the commit are released.
+  auto reserved = std::make_shared<std::vector<std::string>>();
+  std::function<bool(const Message&)> take_now;
+  if (handoff_.reserve) {
+    take_now = [this, reserved](const Message& m) {
+      if (!handoff_.reserve(m)) {
+        return false;
+      }
+      if (std::find(reserved->begin(), reserved->end(), m.id) == reserved->end()) {
+        reserved->push_back(m.id);
+      }
+      return true;
+    };
+  }
   // Rerunnable: the function only reads and writes the database and overwrites `result`.
   store_.write(
-      [this, event = std::move(event), result](store::Repo& repo) -> Status {
-        auto r = apply_event(repo, event, clock_.now());
+      [this, event = std::move(event), result, take_now](store::Repo& repo) -> Status {
+        auto r = apply_event(repo, event, clock_.now(), take_now);
         if (!r) {
           Error e = r.error();
           result->emplace(r.error());
@@ -464,12 +502,27 @@ void Ingestor::ingest(Event event, Done done) {
         result->emplace(std::move(r));
         return {};
       },
-      [this, result, done = std::move(done)](Status committed) {
+      [this, result, reserved, done = std::move(done)](Status committed) {
+        std::vector<Message> claimed;
+        if (committed && (*result)->ok()) {
+          claimed = std::move((**result)->claimed);
+          (**result)->claimed.clear();
+        }
+        for (const auto& id : *reserved) {
+          if (std::none_of(claimed.begin(), claimed.end(),
+                           [&id](const Message& m) { return m.id == id; })) {
+            handoff_.release(id);
+          }
+        }
         if (!committed) {
           done(committed.error());
           return;
         }
-        if ((*result)->ok() && (**result)->messages > 0 && on_committed_) {
+        int left = (*result)->ok() ? (**result)->messages - static_cast<int>(claimed.size()) : 0;
+        if (!claimed.empty()) {
+          handoff_.take(std::move(claimed));
+        }
+        if (left > 0 && on_committed_) {
           on_committed_();
         }
         done(std::move(**result));

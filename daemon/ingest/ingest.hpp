@@ -6,6 +6,7 @@
 #include <functional>
 #include <nlohmann/json_fwd.hpp>
 #include <string>
+#include <vector>
 
 #include "daemon/core/domain.hpp"
 #include "daemon/core/result.hpp"
@@ -24,6 +25,16 @@ struct IngestResult {
   int messages = 0;
   bool duplicate = false;
   bool applied = true;  // false when the event was older than the incident's current phase
+  // Planned due at once and claimed in the event's own transaction, for the dispatcher.
+  std::vector<Message> claimed;
+};
+
+// Where messages due at once go without a claim commit of their own (the dispatcher: see
+// Dispatcher::reserve). Empty functions: every message waits for the dispatcher's claim.
+struct Handoff {
+  std::function<bool(const Message&)> reserve;  // in the transaction, on the writer thread
+  std::function<void(const std::string&)> release;
+  std::function<void(std::vector<Message>)> take;  // after the commit
 };
 
 // Parses the body of POST /v1/events (CONTRACT.md "Ingest"). Errors are `unprocessable` and
@@ -33,13 +44,18 @@ Result<Event> parse_event(const nlohmann::json& body);
 
 // The work of one event inside a write transaction. Pure with respect to time: `now` is the
 // commit's clock reading.
-Result<IngestResult> apply_event(store::Repo& repo, const Event& event, Timestamp now);
+// `take_now`, when set, is asked about each message planned due at once: those it takes are
+// claimed in the same transaction and listed in IngestResult::claimed.
+Result<IngestResult> apply_event(store::Repo& repo, const Event& event, Timestamp now,
+                                 const std::function<bool(const Message&)>& take_now = {});
 
 class Ingestor {
  public:
   using Done = std::function<void(Result<IngestResult>)>;
-  // `on_committed` runs after each commit that created messages (wakes the dispatcher).
-  Ingestor(store::Store& store, const Clock& clock, std::function<void()> on_committed);
+  // `on_committed` runs after each commit that created messages not handed over (wakes the
+  // dispatcher); `handoff` takes messages due at once.
+  Ingestor(store::Store& store, const Clock& clock, std::function<void()> on_committed,
+           Handoff handoff = {});
 
   // Queues the event for the next group commit; `done` runs once it is durable (or failed).
   void ingest(Event event, Done done);
@@ -48,6 +64,7 @@ class Ingestor {
   store::Store& store_;
   const Clock& clock_;
   std::function<void()> on_committed_;
+  Handoff handoff_;
 };
 
 }  // namespace herald::ingest

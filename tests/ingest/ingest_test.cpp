@@ -125,6 +125,55 @@ class ApplyEventTest : public herald::testing::StoreFixture {
   }
 };
 
+// The hand-over: messages due at once that the dispatcher takes are claimed in the event's
+// own transaction (sending, attempt 1); the others, and those it declines, stay scheduled.
+TEST_F(ApplyEventTest, MessagesDueAtOnceTakenByTheDispatcherAreClaimedInTheSameCommit) {
+  std::vector<std::string> asked;
+  std::function<bool(const Message&)> take_now = [&asked](const Message& m) {
+    asked.push_back(m.id);
+    return m.channel == "chat";
+  };
+  std::optional<Result<IngestResult>> out;
+  ASSERT_TRUE(store_->write_sync([&](store::Repo& r) -> Status {
+    out.emplace(apply_event(r, event("e1", Phase::containment, "2026-12-04T10:00:00Z"),
+                            at("2026-12-04T10:00:05Z"), take_now));
+    return *out ? Status{} : Status{out->error()};
+  }));
+  ASSERT_TRUE(*out) << (*out).error().message;
+  const IngestResult& r = **out;
+  EXPECT_EQ(r.messages, 3);
+  ASSERT_EQ(asked.size(), 1u);  // the email and the SMS are 10 minutes away: not asked
+  ASSERT_EQ(r.claimed.size(), 1u);
+  EXPECT_EQ(r.claimed[0].id, asked[0]);
+  EXPECT_EQ(r.claimed[0].status, MessageStatus::sending);
+  EXPECT_EQ(r.claimed[0].attempts, 1);
+  for (const auto& m : messages()) {
+    if (m.id == asked[0]) {
+      EXPECT_EQ(m.status, MessageStatus::sending);
+      EXPECT_EQ(m.attempts, 1);
+    } else {
+      EXPECT_EQ(m.status, MessageStatus::scheduled) << m.id;
+      EXPECT_EQ(m.attempts, 0);
+    }
+  }
+  // Declined: nothing claimed, the message waits for the dispatcher's own claim.
+  std::optional<Result<IngestResult>> second;
+  ASSERT_TRUE(store_->write_sync([&](store::Repo& rr) -> Status {
+    Event e = event("e2", Phase::containment, "2026-12-04T10:01:00Z");
+    e.incident_id = "INC-43";
+    second.emplace(
+        apply_event(rr, e, at("2026-12-04T10:01:05Z"), [](const Message&) { return false; }));
+    return *second ? Status{} : Status{second->error()};
+  }));
+  ASSERT_TRUE(*second);
+  EXPECT_TRUE((*second)->claimed.empty());
+  int sending = 0;
+  for (const auto& m : messages()) {
+    sending += m.status == MessageStatus::sending ? 1 : 0;
+  }
+  EXPECT_EQ(sending, 1);
+}
+
 TEST_F(ApplyEventTest, PlansMessagesScheduledAfterTheDelay) {
   auto r =
       apply(event("e1", Phase::containment, "2026-12-04T10:00:00Z"), at("2026-12-04T10:00:05Z"));
