@@ -112,14 +112,25 @@ def load_average():
 
 
 def proc_status(pid):
-    """VmRSS, VmHWM (KiB) and the number of open file descriptors of a process."""
+    """VmRSS, VmHWM (KiB), the number of open file descriptors of a process, and of them
+    the sockets and the rest (files, pipes, eventfds...)."""
     out = {}
     with open(f"/proc/{pid}/status") as f:
         for line in f:
             key, _, value = line.partition(":")
             if key in ("VmRSS", "VmHWM"):
                 out[key] = int(value.split()[0])
-    out["fds"] = len(os.listdir(f"/proc/{pid}/fd"))
+    sockets = files = 0
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue  # closed meanwhile
+        if target.startswith("socket:"):
+            sockets += 1
+        else:
+            files += 1
+    out["fds"], out["sockets"], out["files"] = sockets + files, sockets, files
     return out
 
 

@@ -1,7 +1,9 @@
 """Soak, short: steady events in and deliveries out to real loopback receivers (SMTP, a
 healthy webhook, one answering 429/5xx to 30 % of attempts, one resetting 10 % of
-connections) for 36 s; herald's open file descriptors must not grow, nor, outside
-sanitizer builds, its resident memory (the last third of the run against the first). The
+connections) for 36 s; herald's open file descriptors other than sockets must not grow, nor,
+outside sanitizer builds, its resident memory (the last third of the run against the first),
+and its sockets must stay within what the delivery settings allow (connections in flight and
+kept for reuse), however long it runs. The
 hour-long run is bench/soak.py, which this test shares its load, sampling and criteria with.
 
 HERALD_SOAK_SECONDS sets the duration; the rate is 20 events/s divided by HERALD_E2E_SLOW.
@@ -40,6 +42,28 @@ class FlatTest(unittest.TestCase):
         self.assertFalse(soak.flat(leaking, soak.RSS_SLACK_KIB, soak.RSS_SLACK_RATIO)[0])
 
 
+    def test_sockets_past_the_bound_and_growing_files_fail_the_check(self):
+        class Samples:
+            def __init__(self, **series):
+                self.data = series
+
+            def series(self, key):
+                return self.data[key]
+
+        class NoRefusals:
+            refused = []
+
+        n = 36
+        steady = dict(files=[15] * n, VmRSS=[25 * 1024] * n)
+        ok = Samples(sockets=[4 + i % soak.SOCKET_BOUND for i in range(n)], **steady)
+        self.assertEqual(soak.check(ok, NoRefusals, {"delivered": 1}, True), [])
+        too_many = Samples(sockets=[4] * (n - 1) + [soak.SOCKET_BOUND + 1], **steady)
+        self.assertEqual(len(soak.check(too_many, NoRefusals, {"delivered": 1}, True)), 1)
+        leaking = dict(steady, files=[15 + i // 2 for i in range(n)])
+        growing = Samples(sockets=[4] * n, **leaking)
+        self.assertEqual(len(soak.check(growing, NoRefusals, {"delivered": 1}, True)), 1)
+
+
 class SoakTest(HeraldTestCase):
 
     def test_steady_load_keeps_fds_and_memory_flat(self):
@@ -65,8 +89,10 @@ class SoakTest(HeraldTestCase):
         _, failed_attempts = soak.message_counts(h)
 
         fds, rss = sampler.series("fds"), sampler.series("VmRSS")
+        sockets = sampler.series("sockets")
         print(f"\nsoak: {load.posted} events in {SECONDS:.0f} s, messages {counts}, "
-              f"{failed_attempts} failed attempts; fds {min(fds)}..{max(fds)}, RSS "
+              f"{failed_attempts} failed attempts; fds {min(fds)}..{max(fds)} (sockets "
+              f"{min(sockets)}..{max(sockets)}), RSS "
               f"{min(rss) // 1024}..{max(rss) // 1024} MiB"
               + ("" if rss_meaningful else " (sanitizer build: RSS not checked)"),
               file=sys.stderr)
