@@ -10,12 +10,14 @@ then. Client acme: two people (email) and those three webhook endpoints; every i
 a containment event, then an eradication event (which cancels what is still unsent of the
 first and plans its own messages). Each event is posted on a new connection.
 
-Prints a line every INTERVAL: elapsed time, RSS, peak RSS, open fds, events posted, messages
-delivered, attempts that failed (and were retried), messages not yet finished, messages
-cancelled (superseded by the next phase before they were sent), the database's size. At the end,
-once the load stops and the queue drains, it checks what tests/e2e/test_soak.py checks: no
-event refused, every message delivered or cancelled, the fd count and RSS of the last third
-of the run not above the first third's (within a slack, see `flat`).
+Prints a line every INTERVAL: elapsed time, RSS, peak RSS, herald's heap in use and kept free
+by malloc and SQLite's share of it (MiB, from /metrics), open fds and of them sockets, events
+posted, messages delivered, attempts that failed (and were retried), messages not yet finished,
+messages cancelled (superseded by the next phase before they were sent), the database's size.
+At the end, once the load stops and the queue drains, it checks what tests/e2e/test_soak.py
+checks: no event refused, every message delivered or cancelled, the fds other than sockets and
+the RSS of the last third of the run not above the first third's (within a slack, see `flat`),
+the sockets within SOCKET_BOUND.
 
     bench/soak.py build/herald --minutes 60
     bench/soak.py build/herald --minutes 10 --rate 20 --interval 30
@@ -186,6 +188,19 @@ def message_counts(h):
     return counts, failed_attempts
 
 
+def memory_gauges(h):
+    """herald's own account of its memory (MiB columns of the table): malloc's bytes in use
+    and kept free, and SQLite's share of them."""
+    text = h.request("GET", "/metrics").body
+    names = ("herald_heap_in_use_bytes", "herald_heap_free_bytes", "herald_sqlite_memory_bytes")
+    out = dict.fromkeys(names, 0.0)
+    for line in text.splitlines():
+        name, _, value = line.partition(" ")
+        if name in out:
+            out[name] = float(value)
+    return out
+
+
 UNFINISHED = ("scheduled", "sending", "retrying")
 
 
@@ -246,9 +261,9 @@ def main():
             print(f"herald {args.herald}: {args.rate:g} events/s for {args.minutes:g} min, "
                   f"each event 5 messages (2 emails, 3 webhooks: 1 healthy, 1 answering 429/5xx "
                   f"to 30 %, 1 resetting 10 %); load average {benchlib.load_average()}")
-            print(f"{'time':>8} {'RSS MiB':>8} {'peak':>7} {'fds':>4} {'socks':>5} {'events':>8} "
-                  f"{'delivered':>10} {'retried':>8} {'unfinished':>10} {'cancelled':>9} {'db MiB':>7}",
-                  flush=True)
+            print(f"{'time':>8} {'RSS MiB':>8} {'peak':>7} {'heap':>6} {'free':>6} {'sqlite':>6} "
+                  f"{'fds':>4} {'socks':>5} {'events':>8} {'delivered':>10} {'retried':>8} "
+                  f"{'unfinished':>10} {'cancelled':>9} {'db MiB':>7}", flush=True)
             sampler = Sampler(herald.proc.pid)
             load = Load(herald, args.rate)
             sampler.start()
@@ -262,7 +277,11 @@ def main():
             def line(label):
                 st = benchlib.proc_status(herald.proc.pid)
                 counts, failed = message_counts(herald)
+                mem = memory_gauges(herald)
                 print(f"{label:>8} {st['VmRSS'] / 1024:>8.1f} {st['VmHWM'] / 1024:>7.1f} "
+                      f"{mem['herald_heap_in_use_bytes'] / 2**20:>6.1f} "
+                      f"{mem['herald_heap_free_bytes'] / 2**20:>6.1f} "
+                      f"{mem['herald_sqlite_memory_bytes'] / 2**20:>6.1f} "
                       f"{st['fds']:>4} {st['sockets']:>5} {load.posted:>8} "
                       f"{counts.get('delivered', 0):>10} "
                       f"{failed:>8} {sum(counts.get(s, 0) for s in UNFINISHED):>10} "

@@ -1,6 +1,7 @@
 #include "daemon/api/api.hpp"
 
 #include <fmt/format.h>
+#include <malloc.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -260,6 +261,11 @@ std::string render_metrics(Services& s) {
                 static_cast<double>(s.store.committed_writes()));
   s.metrics.set("herald_store_write_seconds_total", "", s.store.write_seconds());
   s.metrics.set("herald_store_commit_seconds_total", "", s.store.commit_seconds());
+  s.metrics.set("herald_sqlite_memory_bytes", "",
+                static_cast<double>(store::Store::sqlite_memory()));
+  struct mallinfo2 heap = mallinfo2();
+  s.metrics.set("herald_heap_in_use_bytes", "", static_cast<double>(heap.uordblks + heap.hblkhd));
+  s.metrics.set("herald_heap_free_bytes", "", static_cast<double>(heap.fordblks));
   return s.metrics.render();
 }
 
@@ -293,6 +299,12 @@ Api::Api(ApiOptions options, store::Store& store, ingest::Ingestor& ingestor, co
   m.describe("herald_oldest_due_seconds", "gauge",
              "How long the longest-waiting due message has been due; 0 when none is.");
   m.describe("herald_store_commits_total", "counter", "Database commits (group commits).");
+  m.describe("herald_sqlite_memory_bytes", "gauge",
+             "Memory SQLite holds: page caches, prepared statements, sorters (all connections).");
+  m.describe("herald_heap_in_use_bytes", "gauge",
+             "Heap memory allocated and not freed (malloc's own count; SQLite's included).");
+  m.describe("herald_heap_free_bytes", "gauge",
+             "Heap memory freed but kept by malloc for reuse (part of the resident memory).");
   m.describe("herald_store_committed_writes_total", "counter",
              "Writes committed; divided by commits, the group-commit batch size.");
   m.describe("herald_store_write_seconds_total", "counter",

@@ -556,5 +556,8 @@ double Store::write_seconds() const {
 double Store::commit_seconds() const {
   return static_cast<double>(impl_->commit_micros.load()) / 1e6;
 }
+int64_t Store::sqlite_memory() {
+  return static_cast<int64_t>(sqlite3_memory_used());
+}
 
 }  // namespace herald::store

@@ -85,6 +85,8 @@ class Store {
   // and waiting for its fsync; a checkpoint when one is due).
   double write_seconds() const;
   double commit_seconds() const;
+  // Memory SQLite holds now (page caches, statements, sorters), all connections together.
+  static int64_t sqlite_memory();
 
   void stop();
 
