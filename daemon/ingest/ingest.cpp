@@ -519,13 +519,14 @@ void Ingestor::ingest(Event event, Done done) {
           return;
         }
         int left = (*result)->ok() ? (**result)->messages - static_cast<int>(claimed.size()) : 0;
+        // The answer first: the producer waits for it; the dispatcher's thread wakes next.
+        done(std::move(**result));
         if (!claimed.empty()) {
           handoff_.take(std::move(claimed));
         }
         if (left > 0 && on_committed_) {
           on_committed_();
         }
-        done(std::move(**result));
       },
       store::Store::Mode::rerunnable);
 }

@@ -19,15 +19,15 @@ inline Timestamp from_ms(int64_t v) {
   return Timestamp{Millis{v}};
 }
 
-// Runs a cached statement after `bind` and collects rows with `row`.
-template <class T, class Bind, class Row>
-Result<std::vector<T>> select_rows(Database& db, std::string_view sql, Bind bind, Row row) {
+// Runs a cached statement after `bind` and calls `each` with the statement at every row: for
+// aggregates over many rows, which need not be held in memory at once.
+template <class Bind, class Each>
+Status for_each_row(Database& db, std::string_view sql, Bind bind, Each each) {
   auto stmt = db.cached(sql);
   if (!stmt) {
     return stmt.error();
   }
   bind(**stmt);
-  std::vector<T> out;
   while (true) {
     auto r = (*stmt)->step();
     if (!r) {
@@ -37,9 +37,20 @@ Result<std::vector<T>> select_rows(Database& db, std::string_view sql, Bind bind
     if (!*r) {
       break;
     }
-    out.push_back(row(**stmt));
+    each(**stmt);
   }
   (*stmt)->reset();
+  return {};
+}
+
+// Runs a cached statement after `bind` and collects rows with `row`.
+template <class T, class Bind, class Row>
+Result<std::vector<T>> select_rows(Database& db, std::string_view sql, Bind bind, Row row) {
+  std::vector<T> out;
+  auto st = for_each_row(db, sql, bind, [&](Statement& s) { out.push_back(row(s)); });
+  if (!st) {
+    return st.error();
+  }
   return out;
 }
 
