@@ -120,6 +120,12 @@ struct Incident {
   Timestamp updated_at{};
 };
 
+// What an event may carry, in bytes, whatever its source (POST /v1/events refuses more; the
+// Alertmanager adapter shortens a long title or summary).
+inline constexpr size_t kMaxEventTitle = 1000;
+inline constexpr size_t kMaxEventSummary = 20'000;
+inline constexpr size_t kMaxEventDetails = 256 * 1024;
+
 struct Event {
   std::string event_id;
   std::string client_id;

@@ -21,9 +21,9 @@ namespace {
 using nlohmann::json;
 
 constexpr size_t kMaxIdLength = 200;
-constexpr size_t kMaxTitleLength = 1000;
-constexpr size_t kMaxSummaryLength = 20'000;
-constexpr size_t kMaxDetailsBytes = 256 * 1024;
+constexpr size_t kMaxTitleLength = kMaxEventTitle;
+constexpr size_t kMaxSummaryLength = kMaxEventSummary;
+constexpr size_t kMaxDetailsBytes = kMaxEventDetails;
 
 Error field_error(std::string code, std::string field, std::string message) {
   return make_error(ErrorKind::unprocessable, std::move(code), std::move(message),

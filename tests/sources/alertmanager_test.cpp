@@ -96,6 +96,33 @@ TEST(Alertmanager, LongGroupKeysGiveAStableShortIncident) {
   EXPECT_LE((*a)[0].incident_id.size(), 200u);
 }
 
+// POST /v1/events refuses a title over 1,000 bytes or a summary over 20,000; an alert's are
+// shortened instead, at a character boundary, and marked with an ellipsis.
+TEST(Alertmanager, LongTitleAndSummaryAreShortenedNotRefused) {
+  json p = payload();
+  std::string euro;
+  for (int i = 0; i < 600; ++i) {
+    euro += "\xE2\x82\xAC";  // 3 bytes each: 1,800 bytes
+  }
+  p["alerts"][0]["annotations"]["summary"] = euro;
+  p["alerts"][0]["annotations"]["description"] = std::string(30'000, 'd');
+  auto events = alertmanager_events(p, "acme");
+  ASSERT_TRUE(events) << events.error().message;
+  const Event& e = events->front();
+  EXPECT_LE(e.title.size(), kMaxEventTitle);
+  EXPECT_GE(e.title.size(), kMaxEventTitle - 5);
+  EXPECT_EQ(e.title.substr(e.title.size() - 3), "\xE2\x80\xA6");
+  EXPECT_EQ((e.title.size() - 3) % 3, 0u);  // whole characters only
+  EXPECT_EQ(e.title.substr(0, 6), "\xE2\x82\xAC\xE2\x82\xAC");
+  EXPECT_EQ(e.summary.size(), kMaxEventSummary);
+  EXPECT_EQ(e.summary.substr(0, 3), "ddd");
+  // Details past 256 KiB cannot be shortened meaningfully: refused, naming the alert.
+  p["alerts"][0]["annotations"]["runbook"] = std::string(300'000, 'r');
+  auto big = alertmanager_events(p, "acme");
+  ASSERT_FALSE(big);
+  EXPECT_EQ(big.error().field, "alerts[0].annotations");
+}
+
 TEST(Alertmanager, RejectionsNameTheAlert) {
   struct Case {
     std::function<void(json&)> change;

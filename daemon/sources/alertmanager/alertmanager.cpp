@@ -27,6 +27,20 @@ std::string text(const json& obj, const char* key) {
   return {};
 }
 
+// Cuts `s` to at most `max` bytes at a character boundary, ending with an ellipsis.
+void shorten(std::string& s, size_t max) {
+  constexpr std::string_view kEllipsis = "\xE2\x80\xA6";
+  if (s.size() <= max) {
+    return;
+  }
+  size_t cut = max - kEllipsis.size();
+  while (cut > 0 && (static_cast<unsigned char>(s[cut]) & 0xC0) == 0x80) {
+    --cut;  // not inside a UTF-8 sequence
+  }
+  s.resize(cut);
+  s += kEllipsis;
+}
+
 // The ids POST /v1/events accepts (daemon/ingest): 1 to 200 characters, no control character.
 bool valid_id(const std::string& id) {
   return !id.empty() && id.size() <= kMaxIncidentId &&
@@ -123,6 +137,9 @@ Result<std::vector<Event>> alertmanager_events(const json& payload,
     if (e.summary.empty()) {
       e.summary = text(annotations, "summary");
     }
+    // A verbose annotation must not cost the notification: shortened to what an event holds.
+    shorten(e.title, kMaxEventTitle);
+    shorten(e.summary, kMaxEventSummary);
     const std::string starts_at = text(alert, "startsAt");
     const std::string ends_at = text(alert, "endsAt");
     const std::string& when = status == "resolved" ? ends_at : starts_at;
@@ -136,6 +153,12 @@ Result<std::vector<Event>> alertmanager_events(const json& payload,
       }
     }
     e.details_json = details.dump(-1, ' ', false, json::error_handler_t::replace);
+    if (e.details_json.size() > kMaxEventDetails) {
+      return bad(i, "annotations",
+                 fmt::format("the alert's labels and annotations take {} bytes; at most {} fit "
+                             "in an event's details",
+                             e.details_json.size(), kMaxEventDetails));
+    }
     // Alertmanager repeats its notifications: the same alert in the same state maps to the
     // same event id, so repeats are duplicates and create nothing.
     std::string identity = text(alert, "fingerprint");
