@@ -47,9 +47,10 @@ BENCH_DIR = os.path.dirname(os.path.abspath(__file__))
 SOURCE_DIR = os.path.dirname(BENCH_DIR)
 
 
-def write_config(workdir, delivery=None, extra="", log_level="info"):
+def write_config(workdir, delivery=None, extra="", log_level="info", smtp_port=9):
     """A herald config for a benchmark: port 0, a database in `workdir`, the bench token with
-    every scope, loopback receivers allowed, optional [delivery] keys. Returns its path."""
+    every scope, loopback receivers allowed, SMTP on `smtp_port` (9: nothing listens), optional
+    [delivery] keys (a dict value is written as an inline table). Returns its path."""
     lines = [f"""[server]
 listen = "127.0.0.1:0"
 [storage]
@@ -59,7 +60,7 @@ name = "bench"
 sha256 = "{hashlib.sha256(TOKEN.encode()).hexdigest()}"
 scopes = ["admin", "audit", "ingest"]
 [smtp]
-url = "smtp://127.0.0.1:9"
+url = "smtp://127.0.0.1:{smtp_port}"
 from = "Herald <herald@msp.example>"
 [network]
 allow_private = ["127.0.0.0/8"]
@@ -69,12 +70,45 @@ level = "{log_level}"
     if delivery:
         lines.append("[delivery]")
         for key, value in delivery.items():
-            lines.append(f"{key} = {json.dumps(value)}")
+            if isinstance(value, dict):
+                value = "{ " + ", ".join(f"{k} = {json.dumps(v)}" for k, v in value.items()) + " }"
+            else:
+                value = json.dumps(value)
+            lines.append(f"{key} = {value}")
     lines.append(extra)
     path = os.path.join(workdir, "herald.toml")
     with open(path, "w") as f:
         f.write("\n".join(lines) + "\n")
     return path
+
+
+def pipelined_ceiling(port, request, reply_bytes, greeting=b"", connections=4,
+                      per_connection=3000):
+    """Requests (or SMTP transactions) per second a receiver answers when the client is not
+    the limit: each connection writes all of them pipelined at once, then reads the answers
+    (`reply_bytes` each, after `greeting`)."""
+    socks = [socket.create_connection(("127.0.0.1", port)) for _ in range(connections)]
+    want = len(greeting) + reply_bytes * per_connection
+    started = time.perf_counter()
+
+    def one(s):
+        s.sendall(request * per_connection)
+        got = 0
+        while got < want:
+            chunk = s.recv(1 << 20)
+            if not chunk:
+                raise RuntimeError("receiver closed the connection")
+            got += len(chunk)
+
+    threads = [threading.Thread(target=one, args=(s,)) for s in socks]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    took = time.perf_counter() - started
+    for s in socks:
+        s.close()
+    return connections * per_connection / took
 
 
 def must(conn, method, path, body=None, token=None):

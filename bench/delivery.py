@@ -31,7 +31,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -111,33 +110,12 @@ def cpu_seconds(pid):
 
 
 def receiver_ceiling(port, connections=4, per_connection=5000):
-    """Requests per second the receiver answers when the client is not the limit: each
-    connection sends all its requests pipelined in one write, then reads the answers."""
+    """Requests per second the receiver answers when the client is not the limit."""
     body = b'{"type":"bench"}'
     request = (b"POST /ceiling HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
                b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
-    socks = [socket.create_connection(("127.0.0.1", port)) for _ in range(connections)]
-    want = len(RESPONSE) * per_connection
-    started = time.perf_counter()
-
-    def one(s):
-        s.sendall(request * per_connection)
-        got = 0
-        while got < want:
-            chunk = s.recv(1 << 20)
-            if not chunk:
-                raise RuntimeError("receiver closed the connection")
-            got += len(chunk)
-
-    threads = [threading.Thread(target=one, args=(s,)) for s in socks]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    took = time.perf_counter() - started
-    for s in socks:
-        s.close()
-    return connections * per_connection / took
+    return benchlib.pipelined_ceiling(port, request, len(RESPONSE), connections=connections,
+                                      per_connection=per_connection)
 
 
 # --- herald -----------------------------------------------------------------------------------

@@ -34,13 +34,11 @@ whether they were the bottleneck.
 import argparse
 import asyncio
 import datetime
-import hashlib
 import http.client
 import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -50,7 +48,7 @@ import urllib.parse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import benchlib  # noqa: E402
-from benchlib import TOKEN, call, cpu_seconds, must, percentile  # noqa: E402
+from benchlib import call, cpu_seconds, must, percentile  # noqa: E402
 
 CHAT_TYPES = ["slack", "teams", "mattermost", "discord", "googlechat"]
 SMS_SID = "ACbench"
@@ -196,38 +194,11 @@ def run_receivers(port_file, out):
             f.write(f"{key} {at:.6f}\n")
 
 
-def ceiling(port, request, reply_bytes, greeting=b"", connections=4, per_connection=3000):
-    """Requests (or SMTP transactions) per second a receiver answers when the client is not
-    the limit: each connection writes all of them pipelined at once, then reads the answers."""
-    socks = [socket.create_connection(("127.0.0.1", port)) for _ in range(connections)]
-    want = len(greeting) + reply_bytes * per_connection
-    started = time.perf_counter()
-
-    def one(s):
-        s.sendall(request * per_connection)
-        got = 0
-        while got < want:
-            chunk = s.recv(1 << 20)
-            if not chunk:
-                raise RuntimeError("receiver closed the connection")
-            got += len(chunk)
-
-    threads = [threading.Thread(target=one, args=(s,)) for s in socks]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    took = time.perf_counter() - started
-    for s in socks:
-        s.close()
-    return connections * per_connection / took
-
-
 def http_ceiling(port):
     body = b'{"type":"bench"}'
     request = (b"POST /ceiling HTTP/1.1\r\nHost: 127.0.0.1\r\nwebhook-id: c\r\n"
                b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
-    return ceiling(port, request, len(OK))
+    return benchlib.pipelined_ceiling(port, request, len(OK))
 
 
 def smtp_ceiling(port):
@@ -235,43 +206,19 @@ def smtp_ceiling(port):
                b"Subject: ceiling\r\n\r\n" + b"x" * 1500 + b"\r\n.\r\n")
     request = b"MAIL FROM:<a@b.example>\r\nRCPT TO:<c@d.example>\r\nDATA\r\n" + message
     replies = len(b"250 OK\r\n") * 2 + len(b"354 go ahead\r\n") + len(b"250 2.0.0 queued\r\n")
-    return ceiling(port, request, replies, greeting=b"220 sink ESMTP\r\n")
+    return benchlib.pipelined_ceiling(port, request, replies, greeting=b"220 sink ESMTP\r\n")
 
 
 # --- herald -----------------------------------------------------------------------------------
 
 def write_config(workdir, web_port, smtp_port, delivery):
-    config = os.path.join(workdir, "herald.toml")
-    lines = [f"""[server]
-listen = "127.0.0.1:0"
-[storage]
-database = "{workdir}/herald.db"
-[[tokens]]
-name = "bench"
-sha256 = "{hashlib.sha256(TOKEN.encode()).hexdigest()}"
-scopes = ["admin", "audit", "ingest"]
-[smtp]
-url = "smtp://127.0.0.1:{smtp_port}"
-from = "Herald <herald@msp.example>"
-[sms]
+    """benchlib's config with SMTP and the SMS API on the receivers."""
+    return benchlib.write_config(workdir, delivery=delivery, smtp_port=smtp_port, extra=f"""[sms]
 base_url = "http://127.0.0.1:{web_port}"
 account_sid = "{SMS_SID}"
 auth_token = "bench-sms-token"
 from = "+15550000000"
-[network]
-allow_private = ["127.0.0.0/8"]
-[log]
-level = "info"
-[delivery]"""]
-    for key, value in delivery.items():
-        if isinstance(value, dict):
-            value = "{ " + ", ".join(f"{k} = {json.dumps(v)}" for k, v in value.items()) + " }"
-        else:
-            value = json.dumps(value)
-        lines.append(f"{key} = {value}")
-    with open(config, "w") as f:
-        f.write("\n".join(lines) + "\n")
-    return config
+""")
 
 
 def parse_time(text):
