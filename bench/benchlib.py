@@ -11,6 +11,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.parse
 
 TOKEN = "bench-token"
 
@@ -109,6 +110,20 @@ def pipelined_ceiling(port, request, reply_bytes, greeting=b"", connections=4,
     for s in socks:
         s.close()
     return connections * per_connection / took
+
+
+def all_deliveries(conn, client):
+    """Every delivery of `client` (GET /v1/deliveries, page after page)."""
+    items, cursor = [], None
+    while True:
+        q = {"client": client, "limit": 500}
+        if cursor:
+            q["cursor"] = cursor
+        page = must(conn, "GET", "/v1/deliveries?" + urllib.parse.urlencode(q))
+        items += page["items"]
+        cursor = page["next_cursor"]
+        if not cursor:
+            return items
 
 
 def must(conn, method, path, body=None, token=None):

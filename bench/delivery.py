@@ -36,7 +36,6 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.parse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import benchlib  # noqa: E402
@@ -296,16 +295,7 @@ def main():
             attempts = attempt_count(conn)
             commits_during = commits(conn) - commits_before
 
-            items, cursor = [], None
-            while True:
-                q = {"client": "acme", "limit": 500}
-                if cursor:
-                    q["cursor"] = cursor
-                page = must(conn, "GET", "/v1/deliveries?" + urllib.parse.urlencode(q))
-                items += page["items"]
-                cursor = page["next_cursor"]
-                if not cursor:
-                    break
+            items = benchlib.all_deliveries(conn, "acme")
         finally:
             if herald is not None:
                 herald.send_signal(signal.SIGTERM)

@@ -44,7 +44,6 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.parse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import benchlib  # noqa: E402
@@ -400,16 +399,7 @@ def main():
                 perf.wait(60)
             herald_cpu = cpu_seconds(herald.pid) - herald_cpu_before
 
-            items, cursor = [], None
-            while True:
-                q = {"client": "acme", "limit": 500}
-                if cursor:
-                    q["cursor"] = cursor
-                page = must(conn, "GET", "/v1/deliveries?" + urllib.parse.urlencode(q))
-                items += page["items"]
-                cursor = page["next_cursor"]
-                if not cursor:
-                    break
+            items = benchlib.all_deliveries(conn, "acme")
         finally:
             if herald is not None:
                 herald.send_signal(signal.SIGTERM)
