@@ -183,6 +183,21 @@ def proc_status(pid):
     return out
 
 
+MEMORY_GAUGES = ("herald_heap_in_use_bytes", "herald_heap_free_bytes",
+                 "herald_sqlite_memory_bytes")
+
+
+def memory_gauges(metrics):
+    """herald's own account of its memory from a /metrics text: malloc's bytes in use and kept
+    free, and SQLite's share of them (bytes)."""
+    out = dict.fromkeys(MEMORY_GAUGES, 0.0)
+    for line in metrics.splitlines():
+        name, _, value = line.partition(" ")
+        if name in out:
+            out[name] = float(value)
+    return out
+
+
 def cpu_seconds(pid):
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()

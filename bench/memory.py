@@ -51,9 +51,15 @@ def example_config(workdir):
     return path
 
 
-def settle_and_read(pid, seconds=5):
+def settle_and_read(pid, seconds=5, port=None):
+    """/proc's figures after `seconds`, with herald's own heap figures when `port` is given."""
     time.sleep(seconds)
-    return benchlib.proc_status(pid)
+    st = benchlib.proc_status(pid)
+    if port is not None:
+        conn = http.client.HTTPConnection("127.0.0.1", port)
+        st.update(benchlib.memory_gauges(benchlib.metrics_text(conn)))
+        conn.close()
+    return st
 
 
 def exercise(port):
@@ -82,8 +88,13 @@ def main():
 
     def row(label, st):
         rows.append((label, st))
+        heap = ""
+        if "herald_heap_in_use_bytes" in st:
+            heap = (f"   heap {st['herald_heap_in_use_bytes'] / 2**20:5.1f} + free "
+                    f"{st['herald_heap_free_bytes'] / 2**20:5.1f} MiB (SQLite "
+                    f"{st['herald_sqlite_memory_bytes'] / 2**20:4.1f})")
         print(f"  {label:<58} RSS {st['VmRSS'] / 1024:6.1f} MiB   peak {st['VmHWM'] / 1024:6.1f}"
-              f" MiB   fds {st['fds']}", flush=True)
+              f" MiB   fds {st['fds']}{heap}", flush=True)
 
     with tempfile.TemporaryDirectory() as workdir:
         config = example_config(workdir)
@@ -91,12 +102,12 @@ def main():
         try:
             print(f"herald {args.herald} on examples/herald.toml; load average "
                   f"{benchlib.load_average()}")
-            row("1. idle after start", settle_and_read(proc.pid))
+            row("1. idle after start", settle_and_read(proc.pid, port=port))
             env = dict(os.environ, HERALD_URL=f"http://127.0.0.1:{port}",
                        HERALD_TOKEN=DEMO_TOKEN)
             subprocess.run([os.path.join(benchlib.SOURCE_DIR, "examples", "acme-setup.sh")],
                            env=env, check=True, capture_output=True)
-            row("2. idle with the example plan (acme-setup.sh)", settle_and_read(proc.pid))
+            row("2. idle with the example plan (acme-setup.sh)", settle_and_read(proc.pid, port=port))
 
             conn = http.client.HTTPConnection("127.0.0.1", port)
             def put(path, body):
@@ -128,18 +139,18 @@ def main():
             print(f"  ({events} events posted in {ended - started:.1f} s: "
                   f"{scheduled:.0f} messages scheduled, due in 24 h)")
             conn.close()
-            row(f"3. with {scheduled:.0f} scheduled messages", settle_and_read(proc.pid))
+            row(f"3. with {scheduled:.0f} scheduled messages", settle_and_read(proc.pid, port=port))
             exercise(port)
             row("   ... after 10 /metrics scrapes and 10 deliveries pages",
-                settle_and_read(proc.pid, 1))
+                settle_and_read(proc.pid, 1, port))
             proc.terminate()
             proc.wait(30)
 
             proc, port = benchlib.start_herald(args.herald, workdir, config)
-            row(f"4. restarted on that database", settle_and_read(proc.pid))
+            row("4. restarted on that database", settle_and_read(proc.pid, port=port))
             exercise(port)
             row("   ... after 10 /metrics scrapes and 10 deliveries pages",
-                settle_and_read(proc.pid, 1))
+                settle_and_read(proc.pid, 1, port))
             print(f"  (database: {os.path.getsize(os.path.join(workdir, 'herald.db')) / 2**20:.0f}"
                   f" MiB)")
             proc.terminate()

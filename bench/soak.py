@@ -203,16 +203,8 @@ def message_counts(h):
 
 
 def memory_gauges(h):
-    """herald's own account of its memory (MiB columns of the table): malloc's bytes in use
-    and kept free, and SQLite's share of them."""
-    text = h.request("GET", "/metrics").body
-    names = ("herald_heap_in_use_bytes", "herald_heap_free_bytes", "herald_sqlite_memory_bytes")
-    out = dict.fromkeys(names, 0.0)
-    for line in text.splitlines():
-        name, _, value = line.partition(" ")
-        if name in out:
-            out[name] = float(value)
-    return out
+    """herald_heap_in_use_bytes, herald_heap_free_bytes, herald_sqlite_memory_bytes."""
+    return benchlib.memory_gauges(h.request("GET", "/metrics").body)
 
 
 def heap_kib(h):

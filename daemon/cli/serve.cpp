@@ -2,6 +2,7 @@
 
 #include <curl/curl.h>
 #include <fmt/format.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
 #include <spdlog/spdlog.h>
@@ -153,6 +154,11 @@ void reload(const std::string& path, config::Config& running, api::Api& api,
 }  // namespace
 
 int serve(const std::string& config_path) {
+  // Buffers of 256 KiB and more (large API answers, a fan-out's batches) get pages of their
+  // own, given back when freed. glibc otherwise raises this threshold after the first such
+  // free and keeps later ones in its arenas: 4-6 MiB more resident after a burst
+  // (bench/memory.py, bench/README.md "Memory").
+  mallopt(M_MMAP_THRESHOLD, 256 * 1024);
   auto loaded = config::load_config_file(config_path);
   if (!loaded) {
     std::cerr << "herald: " << loaded.error().message << "\n";
