@@ -215,13 +215,13 @@ TEST_F(StoreTest, RerunnableWriteThatFailsWithoutWritingCostsNoRerun) {
   EXPECT_EQ(c->value_or(""), "3");
 }
 
-// Past 1000 pages in the WAL the checkpointer thread copies them into the database file (the
-// writer would do it itself only past 4000): the file grows while the WAL stays short.
+// Past 4000 pages in the WAL the checkpointer thread copies them into the database file (the
+// writer would do it itself only past 16000): the file grows while the WAL stays short.
 TEST_F(StoreTest, CheckpointsRunInTheBackground) {
   const auto db_file = dir_ / "herald.db";
   const auto initial = std::filesystem::file_size(db_file);
   const std::string page(4000, 'x');
-  constexpr int kWrites = 1500;  // a page each: past the checkpointer's threshold, not the writer's
+  constexpr int kWrites = 5000;  // a page each: past the checkpointer's threshold, not the writer's
   std::promise<Status> last;
   for (int i = 0; i < kWrites; ++i) {
     store_->write([&page, i](Repo& r) { return r.set_meta("k" + std::to_string(i), page); },
@@ -233,13 +233,13 @@ TEST_F(StoreTest, CheckpointsRunInTheBackground) {
   }
   ASSERT_TRUE(last.get_future().get());
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-  while (std::filesystem::file_size(db_file) < initial + 1000 * 4096 &&
+  while (std::filesystem::file_size(db_file) < initial + 4000 * 4096 &&
          std::chrono::steady_clock::now() < deadline) {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
-  EXPECT_GE(std::filesystem::file_size(db_file), initial + 1000 * 4096)
+  EXPECT_GE(std::filesystem::file_size(db_file), initial + 4000 * 4096)
       << "the WAL was not checkpointed into the database file";
-  EXPECT_LT(std::filesystem::file_size(dir_ / "herald.db-wal"), 4000u * 4120u);
+  EXPECT_LT(std::filesystem::file_size(dir_ / "herald.db-wal"), 16000u * 4120u);
 }
 
 // The writer's WAL writes are gathered (store/wal_vfs.hpp). Whatever it commits must read back
