@@ -8,6 +8,7 @@ import base64
 import email
 import email.policy
 import hashlib
+import http.server
 import json
 import os
 import re
@@ -17,6 +18,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import unittest
 import urllib.error
@@ -190,6 +192,46 @@ class WebhookReceiver:
 
     def stop(self):
         self.child.stop()
+
+
+class HoldingReceiver:
+    """A webhook receiver in the test's own process that can hold requests: while `hold` is
+    set, each request waits for `release` (at most 60 s), then is answered 200, or, with
+    answer_held=False, its connection is closed without an answer. `seen` lists
+    (webhook-id, body) in arrival order."""
+
+    def __init__(self, test, answer_held=True):
+        self.seen = []
+        self.hold = threading.Event()
+        self.release = threading.Event()
+        receiver = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):
+                pass
+
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                receiver.seen.append((self.headers.get("webhook-id"), body))
+                if receiver.hold.is_set():
+                    receiver.release.wait(60)
+                    if not answer_held:
+                        return  # close without an answer
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        test.addCleanup(self.server.server_close)
+        test.addCleanup(self.server.shutdown)
+        test.addCleanup(self.release.set)
+
+    def url(self, path="/hook"):
+        return f"http://127.0.0.1:{self.server.server_address[1]}{path}"
 
 
 def toml_string(value):

@@ -5,13 +5,11 @@ never overtakes: while its destination is busy, a new message waits for the disp
 unclaimed (not claimed only to be put back).
 """
 
-import http.server
 import json
 import re
-import threading
 import unittest
 
-from harness import SLOW, HeraldTestCase, event, wait_for
+from harness import SLOW, HeraldTestCase, HoldingReceiver, event, wait_for
 
 
 def metric(h, name):
@@ -19,41 +17,9 @@ def metric(h, name):
     return sum(float(v) for v in re.findall(rf"^{name}(?:{{[^}}]*}})? (\S+)$", text, re.M))
 
 
-class Receiver:
-    """A webhook receiver on loopback whose answers can be held back until released."""
-
-    def __init__(self, test):
-        self.seen = []  # (webhook-id, incident id) in arrival order
-        self.hold = threading.Event()  # set: requests wait for `release` (or 60 s)
-        self.release = threading.Event()
-        receiver = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args):
-                pass
-
-            def do_POST(self):
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                incident = json.loads(body).get("incident", {}).get("id")
-                receiver.seen.append((self.headers.get("webhook-id"), incident))
-                if receiver.hold.is_set():
-                    receiver.release.wait(60)
-                self.send_response(200)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        test.addCleanup(self.server.server_close)
-        test.addCleanup(self.server.shutdown)
-        test.addCleanup(self.release.set)
-
-    @property
-    def url(self):
-        return f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+def incidents(receiver):
+    """The incident of each request the receiver saw, in arrival order."""
+    return [json.loads(body).get("incident", {}).get("id") for _, body in receiver.seen]
 
 
 class HandoffTest(HeraldTestCase):
@@ -61,13 +27,13 @@ class HandoffTest(HeraldTestCase):
         h = self.start_stack(delivery=delivery)
         h.ok("PUT", "/v1/clients/acme", "admin", {"name": "Acme Corp"})
         h.ok("PUT", "/v1/clients/acme/endpoints/siem", "admin",
-             {"type": "webhook", "url": receiver.url, "secret": "whsec_" + "A" * 44})
+             {"type": "webhook", "url": receiver.url(), "secret": "whsec_" + "A" * 44})
         h.ok("PUT", "/v1/clients/acme/plan", "admin", {"rules": [
             {"id": "rooms", "phases": ["containment"], "endpoints": ["siem"]}]})
         return h
 
     def test_due_at_once_sent_without_a_claim_commit(self):
-        receiver = Receiver(self)
+        receiver = HoldingReceiver(self)
         h = self.setup(receiver)
         commits = metric(h, "herald_store_commits_total")
         r = h.ok("POST", "/v1/events", "ingest", event("evt-1"))
@@ -83,7 +49,7 @@ class HandoffTest(HeraldTestCase):
         self.assertIs(h.ok("GET", "/v1/audit/verify", "audit")["ok"], True)
 
     def test_busy_destination_is_not_overtaken_nor_claimed_to_be_put_back(self):
-        receiver = Receiver(self)
+        receiver = HoldingReceiver(self)
         receiver.hold.set()
         h = self.setup(receiver, delivery={"destination_concurrency": 1,
                                            "attempt_timeout": "60s"})
@@ -99,12 +65,12 @@ class HandoffTest(HeraldTestCase):
         self.assertEqual(len(receiver.seen), 1)
         receiver.release.set()
         items = h.wait_deliveries(2, client="acme", timeout=30 * SLOW)
-        self.assertEqual([inc for _, inc in receiver.seen], ["INC-1", "INC-2"])
+        self.assertEqual(incidents(receiver), ["INC-1", "INC-2"])
         self.assertEqual(sorted(d["attempts"] for d in items), [1, 1])
         self.assertEqual(metric(h, "herald_deferred_total"), 0)
 
     def test_killed_while_in_flight_it_is_sent_again_with_the_same_id(self):
-        receiver = Receiver(self)
+        receiver = HoldingReceiver(self)
         receiver.hold.set()
         h = self.setup(receiver, delivery={"attempt_timeout": "60s", "max_backoff": "1s"})
         h.ok("POST", "/v1/events", "ingest", event("evt-1"))

@@ -1,12 +1,10 @@
 """Durability: queued messages survive a graceful stop and a crash (kill -9)."""
 
-import http.server
 import json
-import threading
 import unittest
 
-from harness import (MailCatcher, HeraldTestCase, WebhookReceiver, closed_port, event, wait_for,
-                     write_config)
+from harness import (HeraldTestCase, HoldingReceiver, MailCatcher, WebhookReceiver, closed_port,
+                     event, wait_for, write_config)
 
 SMS_PATH = "/2010-04-01/Accounts/ACtest/Messages.json"
 
@@ -100,38 +98,14 @@ class RestartTest(HeraldTestCase):
     def test_sigterm_during_a_hanging_attempt(self):
         """A receiver that never answers must not stop a graceful shutdown, nor lose the
         message: it is sent again, with the same id, after the restart."""
-        hang = threading.Event()  # set: requests hang until released
-        release = threading.Event()
-        seen = []
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args):
-                pass
-
-            def do_POST(self):
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                seen.append((self.headers.get("webhook-id"), body))
-                if hang.is_set():
-                    release.wait(60)
-                    return  # close without an answer
-                self.send_response(200)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        server.daemon_threads = True
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        self.addCleanup(server.server_close)
-        self.addCleanup(server.shutdown)
-        self.addCleanup(release.set)
-        hang.set()
+        receiver = HoldingReceiver(self, answer_held=False)
+        receiver.hold.set()
+        seen = receiver.seen
 
         h = self.start_stack(delivery={"attempt_timeout": "60s", "max_backoff": "1s"})
         h.ok("PUT", "/v1/clients/acme", "admin", {"name": "Acme Corp"})
         h.ok("PUT", "/v1/clients/acme/endpoints/slow", "admin",
-             {"type": "webhook", "url": f"http://127.0.0.1:{server.server_address[1]}/slow",
+             {"type": "webhook", "url": receiver.url("/slow"),
               "secret": "whsec_" + "A" * 44})
         h.ok("PUT", "/v1/clients/acme/plan", "admin", {"rules": [
             {"id": "rooms", "phases": ["containment"], "endpoints": ["slow"]}]})
@@ -142,8 +116,8 @@ class RestartTest(HeraldTestCase):
         self.assertEqual(item["status"], "sending")
         self.stop_herald(h)  # exit 0 within 15 s although the attempt is still open
 
-        hang.clear()
-        release.set()
+        receiver.hold.clear()
+        receiver.release.set()
         h2 = self.start_herald(self.config)
         [after] = h2.wait_deliveries(1, client="acme")
         self.assertEqual(after["id"], item["id"])

@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <filesystem>
+#include <functional>
 #include <future>
 #include <thread>
 
@@ -116,50 +117,63 @@ class WriterGate {
   std::promise<void> release_;
 };
 
-TEST_F(StoreTest, RerunnableBatchRunsAgainWithSavepointsWhenOneFailsAfterWriting) {
-  std::atomic<int> runs_a{0}, runs_b{0}, runs_c{0}, done{0};
+// Three rerunnable writes queued behind a gate so that they share one batch: a sets a = 1,
+// `middle` is the write under test, c sets c = 3. Each write's runs and result are kept.
+struct ThreeRerunnableWrites {
+  std::atomic<int> runs_a{0}, runs_b{0}, runs_c{0};
   Status result_a, result_b, result_c;
-  std::promise<void> all_done;
-  auto count = [&](Status& into) {
-    return [&into, &done, &all_done](Status s) {
-      into = s;
-      if (++done == 3) {
-        all_done.set_value();
-      }
+  int64_t commits_before = 0;
+
+  ThreeRerunnableWrites(Store& store, std::function<Status(Repo&)> middle) {
+    std::atomic<int> done{0};
+    std::promise<void> all_done;
+    auto count = [&](Status& into) {
+      return [&into, &done, &all_done](Status s) {
+        into = s;
+        if (++done == 3) {
+          all_done.set_value();
+        }
+      };
     };
-  };
-  WriterGate gate(*store_);
-  store_->write(
-      [&](Repo& r) {
-        ++runs_a;
-        return r.set_meta("a", "1");
-      },
-      count(result_a), Store::Mode::rerunnable);
-  store_->write(
-      [&](Repo& r) -> Status {
-        ++runs_b;
-        (void)r.set_meta("b", "2");
-        return make_error(ErrorKind::unprocessable, "nope", "rejected after writing");
-      },
-      count(result_b), Store::Mode::rerunnable);
-  store_->write(
-      [&](Repo& r) {
-        ++runs_c;
-        return r.set_meta("c", "3");
-      },
-      count(result_c), Store::Mode::rerunnable);
-  const int64_t commits_before = store_->commits();
-  gate.release();
-  ASSERT_EQ(all_done.get_future().wait_for(std::chrono::seconds(30)), std::future_status::ready);
-  EXPECT_TRUE(result_a);
-  ASSERT_FALSE(result_b);
-  EXPECT_EQ(result_b.error().code, "nope");
-  EXPECT_TRUE(result_c);
+    WriterGate gate(store);
+    store.write(
+        [this](Repo& r) {
+          ++runs_a;
+          return r.set_meta("a", "1");
+        },
+        count(result_a), Store::Mode::rerunnable);
+    store.write(
+        [this, middle](Repo& r) {
+          ++runs_b;
+          return middle(r);
+        },
+        count(result_b), Store::Mode::rerunnable);
+    store.write(
+        [this](Repo& r) {
+          ++runs_c;
+          return r.set_meta("c", "3");
+        },
+        count(result_c), Store::Mode::rerunnable);
+    commits_before = store.commits();
+    gate.release();
+    EXPECT_EQ(all_done.get_future().wait_for(std::chrono::seconds(30)), std::future_status::ready);
+  }
+};
+
+TEST_F(StoreTest, RerunnableBatchRunsAgainWithSavepointsWhenOneFailsAfterWriting) {
+  ThreeRerunnableWrites w(*store_, [](Repo& r) -> Status {
+    (void)r.set_meta("b", "2");
+    return make_error(ErrorKind::unprocessable, "nope", "rejected after writing");
+  });
+  EXPECT_TRUE(w.result_a);
+  ASSERT_FALSE(w.result_b);
+  EXPECT_EQ(w.result_b.error().code, "nope");
+  EXPECT_TRUE(w.result_c);
   // The first run was rolled back when b failed having written; the second, with savepoints,
   // committed a and c without b.
-  EXPECT_EQ(runs_a.load(), 2);
-  EXPECT_EQ(runs_b.load(), 2);
-  EXPECT_EQ(runs_c.load(), 1);
+  EXPECT_EQ(w.runs_a.load(), 2);
+  EXPECT_EQ(w.runs_b.load(), 2);
+  EXPECT_EQ(w.runs_c.load(), 1);
   auto meta = [&](const char* key) {
     return store_->read<std::optional<std::string>>([key](Repo& r) { return r.meta(key); })
         ->value_or("");
@@ -167,50 +181,21 @@ TEST_F(StoreTest, RerunnableBatchRunsAgainWithSavepointsWhenOneFailsAfterWriting
   EXPECT_EQ(meta("a"), "1");
   EXPECT_EQ(meta("b"), "");
   EXPECT_EQ(meta("c"), "3");
-  EXPECT_EQ(store_->commits() - commits_before, 2);  // the gate's and the batch's
+  EXPECT_EQ(store_->commits() - w.commits_before, 2);  // the gate's and the batch's
 }
 
 TEST_F(StoreTest, RerunnableWriteThatFailsWithoutWritingCostsNoRerun) {
-  std::atomic<int> runs_a{0}, runs_b{0}, runs_c{0}, done{0};
-  Status result_a, result_b, result_c;
-  std::promise<void> all_done;
-  auto count = [&](Status& into) {
-    return [&into, &done, &all_done](Status s) {
-      into = s;
-      if (++done == 3) {
-        all_done.set_value();
-      }
-    };
-  };
-  WriterGate gate(*store_);
-  store_->write(
-      [&](Repo& r) {
-        ++runs_a;
-        return r.set_meta("a", "1");
-      },
-      count(result_a), Store::Mode::rerunnable);
-  store_->write(
-      [&](Repo& r) -> Status {
-        ++runs_b;
-        auto unknown = r.client("nobody");  // reads, then refuses: nothing to undo
-        EXPECT_TRUE(unknown && !unknown->has_value());
-        return make_error(ErrorKind::unprocessable, "unknown_client", "no such client");
-      },
-      count(result_b), Store::Mode::rerunnable);
-  store_->write(
-      [&](Repo& r) {
-        ++runs_c;
-        return r.set_meta("c", "3");
-      },
-      count(result_c), Store::Mode::rerunnable);
-  gate.release();
-  ASSERT_EQ(all_done.get_future().wait_for(std::chrono::seconds(30)), std::future_status::ready);
-  EXPECT_TRUE(result_a);
-  EXPECT_FALSE(result_b);
-  EXPECT_TRUE(result_c);
-  EXPECT_EQ(runs_a.load(), 1);
-  EXPECT_EQ(runs_b.load(), 1);
-  EXPECT_EQ(runs_c.load(), 1);
+  ThreeRerunnableWrites w(*store_, [](Repo& r) -> Status {
+    auto unknown = r.client("nobody");  // reads, then refuses: nothing to undo
+    EXPECT_TRUE(unknown && !unknown->has_value());
+    return make_error(ErrorKind::unprocessable, "unknown_client", "no such client");
+  });
+  EXPECT_TRUE(w.result_a);
+  EXPECT_FALSE(w.result_b);
+  EXPECT_TRUE(w.result_c);
+  EXPECT_EQ(w.runs_a.load(), 1);
+  EXPECT_EQ(w.runs_b.load(), 1);
+  EXPECT_EQ(w.runs_c.load(), 1);
   auto c = store_->read<std::optional<std::string>>([](Repo& r) { return r.meta("c"); });
   EXPECT_EQ(c->value_or(""), "3");
 }
