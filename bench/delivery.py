@@ -215,7 +215,7 @@ def main():
     ap.add_argument("--events", type=int, default=500)
     ap.add_argument("--endpoints", type=int, default=10)
     ap.add_argument("--concurrency", type=int, default=None,
-                    help="[delivery] concurrency (default: herald's own, 16)")
+                    help="[delivery] concurrency (default: herald's own, 64)")
     ap.add_argument("--destination-concurrency", type=int, default=None,
                     help="[delivery] destination_concurrency (default: herald's own, 4)")
     ap.add_argument("--rate", type=float, default=0,
